@@ -1,0 +1,331 @@
+"""
+What the worker records before each task attempt, and on a task's own failure.
+
+Runs inside the task runner (the worker's task process). Every entry point here is called from a
+listener hook that swallows errors: a capture problem is logged as a warning and recorded as an
+XCom (``resume_capture_error``), and never fails or noticeably delays the task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_resume_provider import conf
+from airflow_resume_provider.bookkeeping import (
+    BOOKKEEPING_XCOM_KEYS,
+    CONF_KEY,
+    RETURN_KEY,
+    XCOM_CAPTURE_ERROR,
+    XCOM_KEYS,
+    XCOM_STATE_REF,
+)
+from airflow_resume_provider.settings import settings_for
+from airflow_resume_provider.state import storage
+from airflow_resume_provider.state.model import (
+    FailureRecord,
+    Inputs,
+    Lineage,
+    StateRecord,
+    StateRef,
+    StructureSnapshot,
+    TaskIdentity,
+    XComEntry,
+)
+from airflow_resume_provider.structure import linear_order, structure_hash
+
+if TYPE_CHECKING:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+log = logging.getLogger(__name__)
+
+AttemptKey = tuple[str, str, str, int, int]
+
+# The record written for the attempt running in this process, kept to add the failure without a read.
+_written: dict[AttemptKey, tuple[Any, StateRecord]] = {}
+# XCom keys the running task pushed through ti.xcom_push (other than return_value).
+_pushed_keys: dict[tuple[str, str, str, int], set[str]] = {}
+_tracker_installed = False
+
+
+def _attempt_key(ti: RuntimeTaskInstance) -> AttemptKey:
+    return (ti.dag_id, ti.run_id, ti.task_id, _map_index(ti), ti.try_number)
+
+
+def _map_index(ti: Any) -> int:
+    return -1 if ti.map_index is None else int(ti.map_index)
+
+
+def is_task_runner_instance(ti: Any) -> bool:
+    """True for the worker-side task instance (not an ORM row seen by the scheduler or API server)."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    return isinstance(ti, RuntimeTaskInstance)
+
+
+def resume_enabled(ti: RuntimeTaskInstance) -> bool:
+    dag = getattr(ti.task, "dag", None)
+    if dag is None:
+        return False
+    try:
+        return settings_for(dag).enabled
+    except Exception:  # an invalid param is a DAG import error already; nothing to capture
+        log.debug("Resume capture skipped for %s: invalid params['resume']", ti.dag_id)
+        return False
+
+
+def _utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-compatible copy; values JSON cannot hold are stored as their string form."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def run_bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Run ``fn`` in a helper thread and give up waiting after ``timeout`` seconds."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as err:
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="resume-state-io", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"{what} did not finish within [resume] capture_timeout={timeout:g}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+# --- reading what the task's inputs are -------------------------------------------------------------
+
+
+def _comms() -> Any:
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    return SUPERVISOR_COMMS
+
+
+def _raw_xcom_values(ti: RuntimeTaskInstance, task_id: str, key: str) -> list[Any]:
+    """All values of one XCom key of a task in this run, in map-index order, as Airflow stores them."""
+    from airflow.sdk.execution_time.comms import GetXComSequenceSlice, XComSequenceSliceResult
+
+    msg = _comms().send(
+        GetXComSequenceSlice(
+            key=key, dag_id=ti.dag_id, run_id=ti.run_id, task_id=task_id, start=None, stop=None, step=None
+        )
+    )
+    if not isinstance(msg, XComSequenceSliceResult):
+        raise RuntimeError(f"unexpected answer to an XCom read of {task_id!r}.{key}: {type(msg).__name__}")
+    return list(msg.root)
+
+
+def _bookkeeping_xcom(ti: RuntimeTaskInstance, task_id: str, key: str) -> Any:
+    from airflow.sdk.execution_time.xcom import XCom
+
+    return XCom.get_one(key=key, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id, map_index=None)
+
+
+def _upstream_xcoms(ti: RuntimeTaskInstance, upstream_id: str, mapped: bool) -> list[XComEntry]:
+    keys = [RETURN_KEY, *sorted(set(_bookkeeping_xcom(ti, upstream_id, XCOM_KEYS) or []))]
+    entries = []
+    for key in keys:
+        for position, value in enumerate(_raw_xcom_values(ti, upstream_id, key)):
+            entries.append(
+                XComEntry(task_id=upstream_id, key=key, map_index=position if mapped else -1, value=value)
+            )
+    return entries
+
+
+def _previous_ref(ti: RuntimeTaskInstance, upstream_id: str) -> StateRef | None:
+    ref = _bookkeeping_xcom(ti, upstream_id, XCOM_STATE_REF)
+    if ref is None:
+        return None
+    return StateRef.model_validate(ref)
+
+
+def _lineage(raw_conf: dict[str, Any]) -> Lineage | None:
+    marker = raw_conf.get(CONF_KEY)
+    if not isinstance(marker, dict):
+        return None
+    try:
+        return Lineage.model_validate(marker)
+    except ValueError:
+        log.warning("Ignoring an unreadable %r entry in the run's conf: %r", CONF_KEY, marker)
+        return None
+
+
+def build_record(ti: RuntimeTaskInstance) -> StateRecord:
+    """The state record of the running attempt: identity, structure, inputs, lineage."""
+    dag = ti.task.dag
+    order = linear_order(dag)
+    ids = [t.task_id for t in order]
+    position = ids.index(ti.task_id)
+    upstream_id = ids[position - 1] if position > 0 else None
+
+    context = ti.get_template_context()
+    dag_run = context["dag_run"]
+    server_ctx = getattr(ti, "_ti_context_from_server", None)
+    raw_conf = dict((server_ctx.dag_run.conf if server_ctx else dag_run.conf) or {})
+    params = context.get("params") or {}
+
+    xcoms: list[XComEntry] = []
+    previous = None
+    if upstream_id is not None:
+        upstream_task = dag.task_dict[upstream_id]
+        xcoms = _upstream_xcoms(ti, upstream_id, mapped=bool(getattr(upstream_task, "is_mapped", False)))
+        previous = _previous_ref(ti, upstream_id)
+
+    return StateRecord(
+        written_at=_utcnow(),
+        identity=TaskIdentity(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=_map_index(ti),
+            try_number=ti.try_number,
+        ),
+        structure=StructureSnapshot(tasks=[(t.task_id, t.task_type) for t in order], hash=structure_hash(order)),
+        inputs=Inputs(
+            upstream_task_id=upstream_id,
+            xcoms=xcoms,
+            conf=_jsonable({k: v for k, v in raw_conf.items() if k != CONF_KEY}),
+            params=_jsonable({k: v for k, v in dict(params).items() if k != CONF_KEY}),
+            logical_date=_iso(context.get("logical_date")),
+            data_interval_start=_iso(context.get("data_interval_start")),
+            data_interval_end=_iso(context.get("data_interval_end")),
+            run_after=_iso(getattr(dag_run, "run_after", None)),
+        ),
+        previous=previous,
+        lineage=_lineage(raw_conf),
+    )
+
+
+# --- writing ----------------------------------------------------------------------------------------
+
+
+def _write(ti: RuntimeTaskInstance, record: StateRecord, handle: Any | None = None) -> tuple[Any, str, str]:
+    location = storage.location_for(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=_map_index(ti),
+        try_number=ti.try_number,
+    )
+    timeout = conf.capture_timeout()
+    if handle is None:
+        handle = run_bounded(lambda: storage.prepare(location), timeout, f"Opening {location.url}")
+    data, digest = storage.encode(record, conf.signing_key())
+    run_bounded(lambda: storage.write_bytes(handle, data), timeout, f"Writing {location.url}")
+    return handle, location.url, digest
+
+
+def _record_capture_error(ti: RuntimeTaskInstance, reason: str) -> None:
+    log.warning(
+        "Resume state for task %r (try %s) of run %r could not be recorded: %s. The run cannot be resumed "
+        "from this task; no impact on the task.",
+        ti.task_id,
+        ti.try_number,
+        ti.run_id,
+        reason,
+    )
+    try:
+        ti.xcom_push(XCOM_CAPTURE_ERROR, {"reason": reason, "try_number": ti.try_number})
+    except Exception:
+        log.warning("Could not record the capture error as an XCom; no impact on the task.", exc_info=True)
+
+
+def capture_attempt(ti: RuntimeTaskInstance) -> None:
+    """Write the attempt's state file before it executes, and point the next task at it."""
+    if not resume_enabled(ti):
+        return
+    _install_xcom_key_tracker()
+    try:
+        record = build_record(ti)
+        handle, url, digest = _write(ti, record)
+    except Exception as err:
+        _record_capture_error(ti, f"{type(err).__name__}: {err}")
+        return
+    _written[_attempt_key(ti)] = (handle, record)
+    try:
+        ti.xcom_push(XCOM_STATE_REF, {"path": url, "digest": digest})
+    except Exception as err:
+        _record_capture_error(ti, f"the state file was written to {url} but could not be announced: {err}")
+
+
+def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -> None:
+    """Add the failure (exception type, message, try) to the attempt's state file."""
+    if not resume_enabled(ti):
+        return
+    key = _attempt_key(ti)
+    if key not in _written:
+        # Template rendering failed before the running hook: record the inputs now.
+        capture_attempt(ti)
+        if key not in _written:
+            return
+    handle, record = _written[key]
+    failure = FailureRecord(
+        exception_type=type(error).__name__ if isinstance(error, BaseException) else "Error",
+        message=_redact(str(error) if error is not None else "unknown error"),
+        try_number=ti.try_number,
+        recorded_at=_utcnow(),
+    )
+    updated = record.model_copy(update={"failure": failure, "written_at": _utcnow()})
+    try:
+        _write(ti, updated, handle)
+    except Exception as err:
+        _record_capture_error(ti, f"the failure could not be added to the state file: {err}")
+        return
+    _written[key] = (handle, updated)
+
+
+def forget(ti: RuntimeTaskInstance) -> None:
+    _written.pop(_attempt_key(ti), None)
+    _pushed_keys.pop((ti.dag_id, ti.run_id, ti.task_id, _map_index(ti)), None)
+
+
+def _redact(message: str) -> str:
+    try:
+        from airflow.sdk._shared.secrets_masker import redact
+
+        return str(redact(message))
+    except Exception:
+        return message
+
+
+def _install_xcom_key_tracker() -> None:
+    """Record the keys user code pushes through ``ti.xcom_push``: the Execution API cannot list them."""
+    global _tracker_installed
+    if _tracker_installed:
+        return
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    original = RuntimeTaskInstance.xcom_push
+
+    def xcom_push(self: Any, key: str, value: Any) -> Any:
+        result = original(self, key, value)
+        if key != RETURN_KEY and key not in BOOKKEEPING_XCOM_KEYS:
+            keys = _pushed_keys.setdefault((self.dag_id, self.run_id, self.task_id, _map_index(self)), set())
+            if key not in keys:
+                keys.add(key)
+                # Announced as it happens: the task's state is final before any later hook runs.
+                original(self, XCOM_KEYS, sorted(keys))
+        return result
+
+    xcom_push.__wrapped__ = original  # type: ignore[attr-defined]
+    RuntimeTaskInstance.xcom_push = xcom_push  # type: ignore[method-assign]
+    _tracker_installed = True

@@ -1,0 +1,55 @@
+"""Every ``[resume]`` option, read in one place. Defaults live in ``get_provider_info.CONFIG_OPTIONS``."""
+
+from __future__ import annotations
+
+from airflow_resume_provider.get_provider_info import CONFIG_OPTIONS, SECTION
+
+
+def _get(option: str) -> str:
+    from airflow.configuration import conf
+
+    return conf.get(SECTION, option, fallback=CONFIG_OPTIONS[option]["default"]) or ""
+
+
+def state_folder() -> str:
+    """``[resume] state_folder``: explicit folder URL for state files, or "" to store beside the logs."""
+    return _get("state_folder").strip()
+
+
+def state_conn_id() -> str:
+    """``[resume] state_conn_id``: connection for an object-storage state folder, or ""."""
+    return _get("state_conn_id").strip()
+
+
+def signing_key() -> bytes:
+    """``[resume] signing_key`` as bytes; empty means plain SHA-256 digests."""
+    return _get("signing_key").encode()
+
+
+def capture_timeout() -> float:
+    """``[resume] capture_timeout`` in seconds (> 0)."""
+    raw = _get("capture_timeout")
+    try:
+        value = float(raw)
+    except ValueError as err:
+        raise ValueError(f"[resume] capture_timeout must be a number of seconds, got {raw!r}") from err
+    if value <= 0:
+        raise ValueError(f"[resume] capture_timeout must be greater than 0, got {raw!r}")
+    return value
+
+
+def logging_folder() -> tuple[str, str]:
+    """The task log folder and its connection id: remote when remote logging is on, else local."""
+    from airflow.configuration import conf
+
+    if conf.getboolean("logging", "remote_logging", fallback=False):
+        folder = conf.get("logging", "remote_base_log_folder", fallback="") or ""
+        if folder:
+            return folder, conf.get("logging", "remote_log_conn_id", fallback="") or ""
+    return conf.get("logging", "base_log_folder"), ""
+
+
+def log_filename_template() -> str:
+    from airflow.configuration import conf
+
+    return conf.get("logging", "log_filename_template")

@@ -1,0 +1,23 @@
+"""Errors of the resume provider. Every message names the DAG, run or task concerned and what to do."""
+
+from __future__ import annotations
+
+
+class ResumeError(Exception):
+    """Base class of every error raised by this provider."""
+
+
+class ResumeConfigError(ResumeError):
+    """The ``resume`` param of a DAG is invalid."""
+
+
+class NonLinearDagError(ResumeError):
+    """A DAG with resume enabled is not a single chain of tasks."""
+
+
+class StateError(ResumeError):
+    """A state file is missing, unreadable, corrupt or fails its integrity check."""
+
+
+class StateStorageError(StateError):
+    """The state folder could not be reached."""

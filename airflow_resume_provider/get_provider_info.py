@@ -1,0 +1,75 @@
+"""Provider metadata, read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_resume_provider import __version__
+
+SECTION = "resume"
+
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "state_folder": {
+        "description": (
+            "Where the state files (``attempt=<n>.resume.json``) are stored, as a folder URL: a local "
+            "path, ``file://...``, ``s3://bucket/prefix``, ``gs://bucket/prefix``, ... Empty: beside the "
+            "task logs, i.e. ``[logging] remote_base_log_folder`` when ``[logging] remote_logging`` is "
+            "on, else ``[logging] base_log_folder``. All workers and the API server must reach it.\n"
+        ),
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "s3://my-bucket/airflow-resume",
+        "default": "",
+    },
+    "state_conn_id": {
+        "description": (
+            "Airflow connection used to reach ``state_folder`` on object storage. Empty: "
+            "``[logging] remote_log_conn_id`` when the state lives in the remote log folder, else the "
+            "storage provider's default connection.\n"
+        ),
+        "version_added": "0.1.0",
+        "type": "string",
+        "example": "aws_default",
+        "default": "",
+    },
+    "signing_key": {
+        "description": (
+            "Secret key for an HMAC-SHA256 signature of every state file. Set it (the same value on "
+            "workers and API servers) so that a state file edited by anyone without the key is refused. "
+            "Empty: a plain SHA-256 digest, which detects corruption but not deliberate tampering.\n"
+        ),
+        "version_added": "0.1.0",
+        "type": "string",
+        "sensitive": True,
+        "example": "a-long-random-secret",
+        "default": "",
+    },
+    "capture_timeout": {
+        "description": (
+            "Seconds a task waits at most for its state file to be written before it goes on without "
+            "it. The run is then recorded as not resumable from that task, and the task is not "
+            "affected otherwise.\n"
+        ),
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "5",
+        "default": "10",
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-resume-provider",
+        "name": "Resume",
+        "description": (
+            "Job Resume: resume a failed run of a linear DAG at the failed task, with the same inputs.\n"
+        ),
+        "versions": [__version__],
+        "config": {
+            SECTION: {
+                "description": "Job Resume: where task input state is stored and how it is protected.\n",
+                "options": CONFIG_OPTIONS,
+            }
+        },
+    }

@@ -1,0 +1,31 @@
+"""
+Cluster policies registered through the ``airflow.policy`` entry point.
+
+``dag_policy`` validates DAGs that opt in (the ``resume`` param and a linear structure); a violation
+becomes a DAG import error with the message. DAGs that do not opt in are left untouched.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.policies import hookimpl
+
+from airflow_resume_provider.exceptions import NonLinearDagError, ResumeConfigError
+from airflow_resume_provider.settings import settings_for
+from airflow_resume_provider.structure import linear_order
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+
+@hookimpl
+def dag_policy(dag: DAG) -> None:
+    from airflow.exceptions import AirflowClusterPolicyViolation
+
+    try:
+        settings = settings_for(dag)
+        if settings.enabled:
+            linear_order(dag)
+    except (ResumeConfigError, NonLinearDagError) as err:
+        raise AirflowClusterPolicyViolation(str(err)) from None

@@ -1,0 +1,79 @@
+"""The per-DAG ``resume`` param: its model and how it is read from a DAG."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
+
+from airflow_resume_provider.exceptions import ResumeConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+#: Name of the DAG param that opts a DAG in. Persisted in users' DAG files: never rename.
+PARAM_NAME = "resume"
+
+
+class ResumeSettings(BaseModel):
+    """What ``params={"resume": ...}`` asks for. Unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: StrictBool = True
+    retries: StrictInt = Field(default=0, ge=0, le=100)
+    retry_delay: StrictInt | StrictFloat = Field(default=0, ge=0)
+    on_retry: StrictBool = False
+
+
+DISABLED = ResumeSettings(enabled=False)
+
+
+def parse_settings(value: Any, *, dag_id: str) -> ResumeSettings:
+    """
+    Turn the raw ``resume`` param value into settings.
+
+    :param value: ``None``/``False`` (disabled), ``True`` (defaults) or a mapping of keys.
+    :param dag_id: used in the error message.
+    :raises ResumeConfigError: naming the DAG, the key and what is accepted.
+    """
+    if value is None or value is False:
+        return DISABLED
+    if value is True:
+        return ResumeSettings()
+    if not isinstance(value, dict):
+        raise ResumeConfigError(
+            f"DAG {dag_id!r}: params['{PARAM_NAME}'] must be true, false or a mapping with the keys "
+            f"enabled, retries, retry_delay, on_retry; got {type(value).__name__} {value!r}."
+        )
+    try:
+        return ResumeSettings.model_validate(value)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"key {'.'.join(str(p) for p in e['loc']) or '(value)'!r}: {_describe(e)}" for e in err.errors()
+        )
+        raise ResumeConfigError(
+            f"DAG {dag_id!r}: invalid params['{PARAM_NAME}']: {problems}. "
+            "Accepted keys: enabled (bool), retries (int >= 0), retry_delay (seconds >= 0), on_retry (bool)."
+        ) from None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    return f"{error['msg']} (got {error.get('input')!r})"
+
+
+def raw_param_value(dag: Any) -> Any:
+    """The DAG-level default of the ``resume`` param, for SDK and serialized DAGs alike, or None."""
+    params = getattr(dag, "params", None)
+    if not params or PARAM_NAME not in params:
+        return None
+    get_param = getattr(params, "get_param", None)
+    param = get_param(PARAM_NAME) if get_param else params[PARAM_NAME]
+    return getattr(param, "value", param)
+
+
+def settings_for(dag: Any) -> ResumeSettings:
+    """The resume settings of a DAG; raises :class:`ResumeConfigError` when the param is invalid."""
+    return parse_settings(raw_param_value(dag), dag_id=dag.dag_id)

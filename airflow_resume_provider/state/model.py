@@ -1,0 +1,88 @@
+"""The state record written before every task attempt. Versioned; JSON keys are persisted, never rename."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Bump when the record changes shape; readers keep accepting every older version.
+SCHEMA_VERSION = 1
+
+
+class _Record(BaseModel):
+    # Unknown keys from a newer minor writer are kept, so that integrity checks and rewrites preserve them.
+    model_config = ConfigDict(extra="allow")
+
+
+class TaskIdentity(_Record):
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+    try_number: int
+
+
+class StructureSnapshot(_Record):
+    #: ``[[task_id, task_type], ...]`` from the root to the leaf.
+    tasks: list[tuple[str, str]]
+    hash: str
+
+
+class XComEntry(_Record):
+    task_id: str
+    key: str
+    map_index: int = -1
+    #: The value exactly as Airflow stores it (serde form, or a custom backend's reference).
+    value: Any
+
+
+class Inputs(_Record):
+    upstream_task_id: str | None = None
+    #: The XComs of the direct upstream task; earlier tasks' XComs are reached through ``previous``.
+    xcoms: list[XComEntry] = Field(default_factory=list)
+    conf: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    logical_date: str | None = None
+    data_interval_start: str | None = None
+    data_interval_end: str | None = None
+    run_after: str | None = None
+
+
+class StateRef(_Record):
+    """Points at another state file and pins its content by digest."""
+
+    path: str
+    digest: str
+
+
+class Lineage(_Record):
+    parent_run_id: str
+    root_run_id: str
+    resume_count: int
+    resumed_at_task_id: str | None = None
+
+
+class FailureRecord(_Record):
+    exception_type: str
+    message: str
+    try_number: int
+    recorded_at: str
+
+
+class Integrity(_Record):
+    algorithm: Literal["sha256", "hmac-sha256"]
+    digest: str
+
+
+class StateRecord(_Record):
+    schema_version: int = SCHEMA_VERSION
+    written_at: str
+    identity: TaskIdentity
+    structure: StructureSnapshot
+    inputs: Inputs
+    #: The upstream task's state file, whose inputs (and its ``previous``) cover every earlier task.
+    previous: StateRef | None = None
+    lineage: Lineage | None = None
+    failure: FailureRecord | None = None
+    integrity: Integrity | None = None
