@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,8 @@ from airflow_resume_provider.state.model import (
 from airflow_resume_provider.structure import linear_order, structure_hash
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,9 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
             map_index=_map_index(ti),
             try_number=ti.try_number,
         ),
-        structure=StructureSnapshot(tasks=[(t.task_id, t.task_type) for t in order], hash=structure_hash(order)),
+        structure=StructureSnapshot(
+            tasks=[(t.task_id, t.task_type) for t in order], hash=structure_hash(order)
+        ),
         inputs=Inputs(
             upstream_task_id=upstream_id,
             xcoms=xcoms,

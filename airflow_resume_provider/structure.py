@@ -57,7 +57,9 @@ def linear_order(dag: Any) -> list[TaskShape]:
             break
         current = tasks[next(iter(current.downstream_task_ids))]
     if len(order) != len(tasks):  # unreachable for a DAG without cycles; kept as a guard
-        raise NonLinearDagError(f"DAG {dag.dag_id!r}: not every task is reachable from the root {roots[0]!r}.")
+        raise NonLinearDagError(
+            f"DAG {dag.dag_id!r}: not every task is reachable from the root {roots[0]!r}."
+        )
     return order
 
 

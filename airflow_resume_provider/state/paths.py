@@ -43,7 +43,9 @@ def render_log_relpath(
 
     Only the attempt's identity is available; a template that uses other variables is reported by name.
     """
-    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number)
+    ti = SimpleNamespace(
+        dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number
+    )
     if "{{" not in template:  # the legacy str.format style
         return template.format(dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number, ti=ti)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)

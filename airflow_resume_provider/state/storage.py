@@ -53,7 +53,9 @@ def encode(record: StateRecord, key: bytes) -> tuple[bytes, str]:
     """The file content of a record, with a fresh integrity block, and its digest."""
     document = record.model_dump(mode="json", exclude={"integrity"})
     document["integrity"] = integrity.compute(document, key)
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode(), document["integrity"]["digest"]
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode(), document["integrity"][
+        "digest"
+    ]
 
 
 def decode(data: bytes, key: bytes, *, where: str) -> tuple[StateRecord, str]:

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing) and installs the provider with its test tools, pinned by constraints.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[s3,test]"
+  touch "$stamp"
+fi

@@ -1,0 +1,142 @@
+"""Write-ahead capture: state files beside the logs, written by real task runs on a real metadata DB."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import get_dag, read_json, run_dag, state_file, ti_states, xcom_value
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
+
+
+def airflow_log_path(dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    """The log file Airflow's own FileTaskHandler uses for an attempt."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.log.file_task_handler import FileTaskHandler
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from tests.helpers import log_folder
+
+    with create_session() as session:
+        ti = session.scalar(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        )
+        relative = FileTaskHandler(str(log_folder()))._render_filename(ti, try_number, session=session)
+    return str(log_folder() / relative)
+
+
+@pytest.fixture
+def fail_at(monkeypatch):
+    def _set(step: str) -> None:
+        monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_FAIL_AT", step)
+
+    return _set
+
+
+def test_failed_example_run_leaves_state_with_inputs_structure_and_failure():
+    from airflow_resume_provider.state.storage import decode
+    from airflow_resume_provider.structure import linear_order, structure_hash
+
+    dr = run_dag("resume_example_etl")
+    assert dr.state == "failed"
+
+    extract_path = state_file("resume_example_etl", dr.run_id, "extract")
+    transform_path = state_file("resume_example_etl", dr.run_id, "transform")
+    # Where Airflow puts the attempt's log, with .log replaced (dag.test() itself writes no log files).
+    assert str(transform_path) == airflow_log_path("resume_example_etl", dr.run_id, "transform", 1).replace(
+        ".log", ".resume.json"
+    )
+    assert not state_file("resume_example_etl", dr.run_id, "load").exists()
+
+    record, _digest = decode(transform_path.read_bytes(), b"", where=str(transform_path))
+    xcoms = {(x.task_id, x.key): x.value for x in record.inputs.xcoms}
+    assert xcoms[("extract", "return_value")] == xcom_value("resume_example_etl", dr.run_id, "extract")
+    assert xcoms[("extract", "return_value")][0] == {"id": 1, "amount": 10}
+    assert xcoms[("extract", "row_count")] == 5  # a key pushed with ti.xcom_push is captured too
+    assert record.structure.hash == structure_hash(linear_order(get_dag("resume_example_etl")))
+    assert [t for t, _ in record.structure.tasks] == ["extract", "transform", "load"]
+    assert record.failure is not None
+    assert record.failure.exception_type == "RuntimeError"
+    assert "resume_example_fail" in record.failure.message
+    assert record.failure.try_number == 1
+
+    extract_record, extract_digest = decode(extract_path.read_bytes(), b"", where=str(extract_path))
+    assert record.previous is not None
+    assert record.previous.path == "file://" + str(extract_path)
+    assert record.previous.digest == extract_digest
+    assert extract_record.failure is None
+    assert extract_record.inputs.xcoms == []
+
+
+def test_templated_inputs_and_dates_are_recorded(fail_at):
+    import pendulum
+
+    fail_at("fifth")
+    logical_date = pendulum.datetime(2026, 3, 4, 5, 6, tz="UTC")
+    dr = run_dag("resume_test_chain", logical_date=logical_date, run_conf={"batch_size": 10})
+    assert dr.state == "failed"
+    states = ti_states("resume_test_chain", dr.run_id)
+    assert states["fourth"][0] == "success" and states["fifth"][0] == "failed"
+
+    doc = read_json(state_file("resume_test_chain", dr.run_id, "fifth"))
+    inputs = doc["inputs"]
+    assert inputs["upstream_task_id"] == "fourth"
+    assert inputs["conf"] == {"batch_size": 10}
+    assert inputs["params"]["region"] == "eu"
+    assert inputs["logical_date"] == "2026-03-04T05:06:00+00:00"
+    assert inputs["data_interval_start"] is not None
+    stamp_doc = read_json(state_file("resume_test_chain", dr.run_id, "stamp"))
+    assert [x["task_id"] for x in stamp_doc["inputs"]["xcoms"]] == ["second"]
+
+
+def test_state_bytes_grow_linearly_with_xcom_bytes():
+    dr = run_dag("resume_test_payload")
+    assert dr.state == "success"
+    sizes = [state_file("resume_test_payload", dr.run_id, f"step_{i:02d}").stat().st_size for i in range(10)]
+    payload = 10 * 1024
+    # Each file holds its direct upstream's 10 KB once; a copy of all earlier XComs would make
+    # the last file about 90 KB and the total about 450 KB.
+    assert max(sizes) < 2 * payload
+    assert sum(sizes) < 10 * 2 * payload
+
+
+def test_capture_failure_leaves_the_task_result_unchanged(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the state folder should be")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", str(blocker))
+
+    dr = run_dag("resume_test_payload", run_conf={"payload_kb": 1})
+
+    assert dr.state == "success"
+    assert xcom_value("resume_test_payload", dr.run_id, "step_09") == "x" * 1024
+    error = xcom_value("resume_test_payload", dr.run_id, "step_03", key="resume_capture_error")
+    assert error["try_number"] == 1
+    assert "not-a-folder" in error["reason"]
+
+
+def test_capture_gives_up_after_the_timeout(monkeypatch):
+    # An object store that does not answer: the task must go on after capture_timeout.
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts connections, never answers
+    port = silent.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", "s3://resume-bucket/state")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_CONN_ID", "silent_s3")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SILENT_S3",
+        '{"conn_type": "aws", "login": "x", "password": "y", '
+        f'"extra": {{"endpoint_url": "http://127.0.0.1:{port}", "region_name": "us-east-1"}}}}',
+    )
+    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", "2")
+    try:
+        dr = run_dag("resume_test_payload", run_conf={"payload_kb": 1})
+    finally:
+        silent.close()
+    assert dr.state == "success"
+    error = xcom_value("resume_test_payload", dr.run_id, "step_00", key="resume_capture_error")
+    assert "capture_timeout=2s" in error["reason"]
