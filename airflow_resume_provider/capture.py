@@ -159,12 +159,14 @@ def _previous_ref(ti: RuntimeTaskInstance, upstream_id: str) -> StateRef | None:
     return StateRef.model_validate(ref)
 
 
-def _lineage(raw_conf: dict[str, Any]) -> Lineage | None:
-    marker = raw_conf.get(CONF_KEY)
+def _lineage(ti: RuntimeTaskInstance, raw_conf: dict[str, Any]) -> Lineage | None:
+    from airflow_resume_provider.resumed_context import marker_for
+
+    marker = raw_conf.get(CONF_KEY) or marker_for(ti.dag_id, ti.run_id)
     if not isinstance(marker, dict):
         return None
     try:
-        return Lineage.model_validate(marker)
+        return Lineage.model_validate({key: marker.get(key) for key in Lineage.model_fields})
     except ValueError:
         log.warning("Ignoring an unreadable %r entry in the run's conf: %r", CONF_KEY, marker)
         return None
@@ -214,7 +216,7 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
             run_after=_iso(getattr(dag_run, "run_after", None)),
         ),
         previous=previous,
-        lineage=_lineage(raw_conf),
+        lineage=_lineage(ti, raw_conf),
     )
 
 

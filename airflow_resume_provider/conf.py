@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from airflow_resume_provider.get_provider_info import CONFIG_OPTIONS, SECTION
 
 
@@ -33,8 +35,10 @@ def capture_timeout() -> float:
         value = float(raw)
     except ValueError as err:
         raise ValueError(f"[resume] capture_timeout must be a number of seconds, got {raw!r}") from err
-    if value <= 0:
-        raise ValueError(f"[resume] capture_timeout must be greater than 0, got {raw!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(
+            f"[resume] capture_timeout must be a finite number of seconds greater than 0, got {raw!r}"
+        )
     return value
 
 

@@ -21,3 +21,7 @@ class StateError(ResumeError):
 
 class StateStorageError(StateError):
     """The state folder could not be reached."""
+
+
+class StateMissingError(StateError):
+    """The resume point's state file does not exist."""

@@ -29,6 +29,12 @@ def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any)
         if capture.is_task_runner_instance(task_instance):
             capture.record_failure(task_instance, error)
             capture.forget(task_instance)
+        elif previous_state is None:
+            # The API server's "mark as failed" (a person's decision), as opposed to a scheduler-side
+            # failure (heartbeat timeout, executor report), which comes with the previous state.
+            from airflow_resume_provider.manual_kill import record_manual_failure
+
+            record_manual_failure(task_instance, str(error))
     except Exception:
         log.warning("Resume failure record failed; no impact on the task.", exc_info=True)
 

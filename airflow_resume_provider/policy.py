@@ -29,3 +29,19 @@ def dag_policy(dag: DAG) -> None:
             linear_order(dag)
     except (ResumeConfigError, NonLinearDagError) as err:
         raise AirflowClusterPolicyViolation(str(err)) from None
+
+
+@hookimpl
+def task_policy(task) -> None:
+    """In DAGs with resume enabled, tasks of resumed runs see the original run's context."""
+    dag = getattr(task, "dag", None)
+    if dag is None:
+        return
+    try:
+        enabled = settings_for(dag).enabled
+    except ResumeConfigError:
+        return  # reported by dag_policy
+    if enabled:
+        from airflow_resume_provider.resumed_context import wrap_render_template_fields
+
+        wrap_render_template_fields(task)

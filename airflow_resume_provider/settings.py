@@ -22,7 +22,7 @@ class ResumeSettings(BaseModel):
 
     enabled: StrictBool = True
     retries: StrictInt = Field(default=0, ge=0, le=100)
-    retry_delay: StrictInt | StrictFloat = Field(default=0, ge=0)
+    retry_delay: StrictFloat = Field(default=0.0, ge=0)
     on_retry: StrictBool = False
 
 
@@ -49,13 +49,20 @@ def parse_settings(value: Any, *, dag_id: str) -> ResumeSettings:
     try:
         return ResumeSettings.model_validate(value)
     except ValidationError as err:
-        problems = "; ".join(
-            f"key {'.'.join(str(p) for p in e['loc']) or '(value)'!r}: {_describe(e)}" for e in err.errors()
-        )
+        problems = "; ".join(_problems(err))
         raise ResumeConfigError(
             f"DAG {dag_id!r}: invalid params['{PARAM_NAME}']: {problems}. "
             "Accepted keys: enabled (bool), retries (int >= 0), retry_delay (seconds >= 0), on_retry (bool)."
         ) from None
+
+
+def _problems(err: ValidationError) -> list[str]:
+    """One line per offending key; a union's per-branch errors are merged into one for the key."""
+    seen: dict[str, str] = {}
+    for error in err.errors():
+        key = str(error["loc"][0]) if error["loc"] else "(value)"
+        seen.setdefault(key, _describe(error))
+    return [f"key {key!r}: {problem}" for key, problem in seen.items()]
 
 
 def _describe(error: Mapping[str, Any]) -> str:

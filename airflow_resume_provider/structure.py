@@ -37,6 +37,11 @@ def linear_order(dag: Any) -> list[TaskShape]:
     branches = sorted(t for t, task in tasks.items() if len(task.downstream_task_ids) > 1)
     roots = sorted(t for t, task in tasks.items() if not task.upstream_task_ids)
     problems = []
+    mapped = sorted(t for t, task in tasks.items() if getattr(task, "is_mapped", False))
+    if mapped:
+        problems.append(
+            "dynamic task mapping (.expand) at " + ", ".join(map(repr, mapped)) + " is not supported"
+        )
     if branches:
         problems.append("branching (more than one downstream task) at " + ", ".join(map(repr, branches)))
     if joins:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,16 @@ def get_dag(dag_id: str):
     bag = dagbag()
     assert dag_id in bag.dags, f"{dag_id} not parsed; import errors: {bag.import_errors}"
     return bag.dags[dag_id]
+
+
+_dates = itertools.count(1)
+
+
+def unique_logical_date():
+    """A logical date no other run of this session uses ((dag_id, logical_date) is unique)."""
+    import pendulum
+
+    return pendulum.datetime(2026, 6, 1, tz="UTC").add(days=next(_dates))
 
 
 def run_dag(dag_id: str, **kwargs: Any):
@@ -70,3 +81,42 @@ def ti_states(dag_id: str, run_id: str) -> dict[str, tuple[str | None, int]]:
             )
         ).all()
     return {task_id: (state, try_number) for task_id, state, try_number in rows}
+
+
+def run_existing_run(dag_id: str, run_id: str):
+    """
+    Run the tasks of an existing (e.g. resumed) run in-process, the way ``dag.test()`` runs its own.
+
+    The scheduler's part is played by ``DagRun.update_state``; each schedulable task runs through the
+    same in-process task runner as ``dag.test()``, with listeners and policies active.
+    """
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils import timezone
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    dag = get_dag(dag_id)
+    with create_session() as session:
+        dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        dr.dag = DBDagBag().get_dag_for_run(dr, session=session)
+        dr.state = DagRunState.RUNNING
+        dr.start_date = timezone.utcnow()
+        session.commit()
+        for _ in range(100):
+            if dr.state != DagRunState.RUNNING:
+                break
+            session.expire_all()
+            schedulable, _ = dr.update_state(session=session)
+            for ti in schedulable:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            for ti in [
+                t for t in dr.get_task_instances(session=session) if t.state == TaskInstanceState.SCHEDULED
+            ]:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+    with create_session() as session:
+        return session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))

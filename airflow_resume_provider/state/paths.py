@@ -29,10 +29,13 @@ class StateLocation:
 
 def folder_url(folder: str) -> str:
     """Normalise a folder setting to a URL without trailing slash; plain paths become ``file://``."""
-    folder = folder.strip().rstrip("/")
+    folder = folder.strip()
     if not folder:
         raise ValueError("The state folder is empty: set [resume] state_folder or [logging] base_log_folder.")
-    return folder if "://" in folder else "file://" + folder
+    if "://" not in folder:
+        folder = "file://" + folder
+    scheme, _, rest = folder.partition("://")
+    return f"{scheme}://{rest.rstrip('/')}"
 
 
 def render_log_relpath(
@@ -46,16 +49,18 @@ def render_log_relpath(
     ti = SimpleNamespace(
         dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number
     )
-    if "{{" not in template:  # the legacy str.format style
-        return template.format(dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number, ti=ti)
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     try:
+        if "{{" not in template:  # the legacy str.format style
+            return template.format(
+                dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number, ti=ti
+            )
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
         return env.from_string(template).render(ti=ti, try_number=try_number)
-    except jinja2.UndefinedError as err:
+    except (jinja2.UndefinedError, KeyError, AttributeError, IndexError) as err:
         raise ValueError(
             f"[logging] log_filename_template {template!r} uses a value the state path cannot be built from "
-            f"({err.message}); set [resume] state_folder and a template that only uses ti.dag_id, ti.run_id, "
-            "ti.task_id, ti.map_index and try_number."
+            f"({err}); use a template that only uses ti.dag_id, ti.run_id, ti.task_id, ti.map_index and "
+            "try_number."
         ) from err
 
 

@@ -67,7 +67,7 @@ def decode(data: bytes, key: bytes, *, where: str) -> tuple[StateRecord, str]:
     if not isinstance(document, dict):
         raise StateError(f"State file {where} does not hold a JSON object; it is corrupt.")
     version = document.get("schema_version")
-    if not isinstance(version, int) or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise StateError(f"State file {where} has no valid schema_version; it is corrupt.")
     if version > SCHEMA_VERSION:
         raise StateError(

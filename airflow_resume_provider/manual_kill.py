@@ -1,0 +1,95 @@
+"""
+Manual kills: a task instance set to failed by a person (UI, REST) is never resumable.
+
+The verdict checks Airflow's audit log. In addition, the API server's listener (the process where
+"mark as failed" happens) leaves a marker file beside the task attempt's state file, so the fact
+survives an audit log that was trimmed or filtered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_resume_provider import conf
+from airflow_resume_provider.state import storage
+from airflow_resume_provider.state.paths import STATE_SUFFIX, StateLocation
+
+log = logging.getLogger(__name__)
+
+KILLED_SUFFIX = ".resume-killed.json"
+
+
+def marker_location(state: StateLocation) -> StateLocation:
+    return StateLocation(url=state.url[: -len(STATE_SUFFIX)] + KILLED_SUFFIX, conn_id=state.conn_id)
+
+
+def killed_marker(state: StateLocation) -> str | None:
+    """The reason recorded by the API server when the attempt was set to failed by hand, if any."""
+    data = storage.read_bytes(marker_location(state))
+    if data is None:
+        return None
+    try:
+        marker = json.loads(data)
+    except ValueError:
+        marker = {}
+    return (
+        f"DAG {marker.get('dag_id')!r}, run {marker.get('run_id')!r}: task {marker.get('task_id')!r} was set "
+        f"to failed by hand ({marker.get('message', 'manually set to failed')}, at {marker.get('at')}); a run "
+        "stopped on purpose is never resumed. Trigger a new run instead."
+    )
+
+
+def _resume_enabled(ti: Any) -> bool:
+    from airflow_resume_provider.settings import settings_for
+
+    dag = getattr(getattr(ti, "task", None), "dag", None)
+    if dag is None:
+        from airflow.models.dagbag import DBDagBag
+        from airflow.utils.session import create_session
+
+        with create_session(scoped=False) as session:
+            dag = DBDagBag().get_latest_version_of_dag(ti.dag_id, session=session)
+    try:
+        return dag is not None and settings_for(dag).enabled
+    except Exception:
+        return False
+
+
+def record_manual_failure(ti: Any, message: str) -> None:
+    """Write the marker for an ORM task instance, off the request's thread, bounded in time."""
+    if "manually set" not in str(message or "").lower() or not _resume_enabled(ti):
+        return
+    state = storage.location_for(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=-1 if ti.map_index is None else ti.map_index,
+        try_number=max(ti.try_number or 1, 1),
+    )
+    document = {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "try_number": ti.try_number,
+        "message": str(message),
+        "at": datetime.now(timezone.utc).isoformat(),
+    }
+    target = marker_location(state)
+
+    def write() -> None:
+        try:
+            storage.write_bytes(storage.prepare(target), json.dumps(document).encode())
+        except Exception:
+            log.warning(
+                "Could not record the manual failure at %s; the audit log still has it.",
+                target.url,
+                exc_info=True,
+            )
+
+    thread = threading.Thread(target=write, name="resume-manual-kill", daemon=True)
+    thread.start()
+    thread.join(conf.capture_timeout())

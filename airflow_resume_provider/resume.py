@@ -1,0 +1,250 @@
+"""
+Creating the resumed run: one transaction, used by the REST API, the CLI, the UI and the scheduler.
+
+The new run uses the latest DAG version; the tasks before the resume point are set to success with
+their XComs restored from the state files; the resume point and later tasks are left to the scheduler.
+The run id is deterministic, so a repeated or concurrent request finds the run already created.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_KEYS, XCOM_STATE_REF
+from airflow_resume_provider.exceptions import ResumeError
+from airflow_resume_provider.resumability import Verdict, decide, gather_facts, resumed_run_id_for
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+#: How a resumed run was asked for; stored in the run's conf marker as ``kind``.
+KIND_MANUAL = "manual"
+KIND_RETRY = "retry"
+
+
+class RunNotFoundError(ResumeError):
+    """The DAG or the run does not exist."""
+
+
+class NotResumableError(ResumeError):
+    """The run cannot be resumed; ``verdict.reason`` says why."""
+
+    def __init__(self, verdict: Verdict):
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+@dataclass(frozen=True)
+class ResumeOutcome:
+    created: bool
+    dag_id: str
+    dag_run_id: str
+    source_run_id: str
+    resume_task_id: str | None
+    root_run_id: str
+    resume_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "dag_run_id": self.dag_run_id,
+            "created": self.created,
+            "source_run_id": self.source_run_id,
+            "resume_task_id": self.resume_task_id,
+            "root_run_id": self.root_run_id,
+            "resume_count": self.resume_count,
+        }
+
+
+def load_dag_and_run(session: Session, dag_id: str, run_id: str) -> tuple[Any, Any]:
+    """The latest serialized DAG and the run; :class:`RunNotFoundError` names what is missing."""
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
+    if dag is None:
+        raise RunNotFoundError(f"DAG {dag_id!r} not found.")
+    dag_run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    if dag_run is None:
+        raise RunNotFoundError(f"DAG {dag_id!r} has no run {run_id!r}.")
+    return dag, dag_run
+
+
+def assess(session: Session, dag_id: str, run_id: str, *, from_task_id: str | None = None) -> Verdict:
+    """The verdict for a run (read only)."""
+    dag, dag_run = load_dag_and_run(session, dag_id, run_id)
+    return decide(gather_facts(session, dag, dag_run, from_task_id=from_task_id))
+
+
+def resume(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    from_task_id: str | None = None,
+    user: str | None = None,
+    triggered_by: str = "rest_api",
+    delay_seconds: float = 0,
+    kind: str = KIND_MANUAL,
+) -> ResumeOutcome:
+    """
+    Resume a failed run, or return the run that already resumed it. Commits ``session``.
+
+    :raises RunNotFoundError: unknown DAG or run.
+    :raises NotResumableError: the verdict refuses; its reason says why.
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    dag, dag_run = load_dag_and_run(session, dag_id, run_id)
+    new_run_id, root, count = resumed_run_id_for(run_id, dag_run.conf)
+    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
+    existing = _existing(session, dag_id, run_id, new_run_id)
+    if existing is not None:
+        return existing
+    verdict = decide(facts)
+    if not verdict.resumable:
+        raise NotResumableError(verdict)
+    assert facts.chain is not None and facts.resume_task_id is not None
+    try:
+        _create_resumed_run(
+            session,
+            dag,
+            dag_run,
+            facts,
+            new_run_id=new_run_id,
+            root=root,
+            count=count,
+            user=user,
+            triggered_by=triggered_by,
+            delay_seconds=delay_seconds,
+            kind=kind,
+        )
+        session.commit()
+    except IntegrityError:
+        # A concurrent request created the same run first: that run is the answer.
+        session.rollback()
+        existing = _existing(session, dag_id, run_id, new_run_id)
+        if existing is None:
+            raise
+        return existing
+    log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
+    return ResumeOutcome(True, dag_id, new_run_id, run_id, facts.resume_task_id, root, count)
+
+
+def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str) -> ResumeOutcome | None:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == new_run_id))
+    if run is None:
+        return None
+    marker = (run.conf or {}).get(CONF_KEY) or {}
+    return ResumeOutcome(
+        False,
+        dag_id,
+        new_run_id,
+        source_run_id,
+        marker.get("resumed_at_task_id"),
+        marker.get("root_run_id", source_run_id),
+        int(marker.get("resume_count", 1)),
+    )
+
+
+def _create_resumed_run(
+    session: Session,
+    dag: Any,
+    source: Any,
+    facts: Any,
+    *,
+    new_run_id: str,
+    root: str,
+    count: int,
+    user: str | None,
+    triggered_by: str,
+    delay_seconds: float,
+    kind: str,
+) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    chain = facts.chain
+    head = chain.head
+    point = facts.resume_task_id
+    now = datetime.now(timezone.utc)
+    marker = {
+        "parent_run_id": source.run_id,
+        "root_run_id": root,
+        "resume_count": count,
+        "resumed_at_task_id": point,
+        "kind": kind,
+        "logical_date": head.inputs.logical_date,
+        "data_interval_start": head.inputs.data_interval_start,
+        "data_interval_end": head.inputs.data_interval_end,
+        "params": head.inputs.params,
+        "source": chain.head_ref.model_dump(),
+    }
+    original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
+    note = f"Resumed from {source.run_id} at {point}"
+    if kind == KIND_RETRY:
+        note = f"Automatic retry {count}: resumed from {source.run_id} at {point}"
+    new_run = dag.create_dagrun(
+        run_id=new_run_id,
+        logical_date=None,
+        data_interval=None,
+        run_after=now + timedelta(seconds=delay_seconds),
+        conf={**original_conf, CONF_KEY: marker},
+        run_type=DagRunType.MANUAL,
+        triggered_by=DagRunTriggeredByType(triggered_by),
+        triggering_user_name=user,
+        state=DagRunState.QUEUED,
+        note=note,
+        session=session,
+    )
+    restored = chain.restored_tasks()
+    for ti in new_run.get_task_instances(session=session):
+        if ti.task_id in restored:
+            ti.state = TaskInstanceState.SUCCESS
+            ti.start_date = ti.end_date = now
+            ti.note = f"Not run: restored from {source.run_id} by resume"
+    session.flush()
+    for task in restored.values():
+        for xcom in task.xcoms:
+            XComModel.set(
+                xcom.key,
+                xcom.value,
+                dag_id=dag.dag_id,
+                task_id=task.task_id,
+                run_id=new_run_id,
+                map_index=-1,
+                serialize=False,
+                session=session,
+            )
+        if task.state_ref is not None:
+            XComModel.set(
+                XCOM_STATE_REF,
+                task.state_ref.model_dump(),
+                dag_id=dag.dag_id,
+                task_id=task.task_id,
+                run_id=new_run_id,
+                serialize=False,
+                session=session,
+            )
+        if task.extra_keys:
+            XComModel.set(
+                XCOM_KEYS,
+                task.extra_keys,
+                dag_id=dag.dag_id,
+                task_id=task.task_id,
+                run_id=new_run_id,
+                serialize=False,
+                session=session,
+            )
+    session.flush()
+    return new_run

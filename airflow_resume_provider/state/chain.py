@@ -1,0 +1,100 @@
+"""
+Following a state file back to the root task: every earlier task's XComs, each link verified.
+
+A task's state file holds the XComs of its direct upstream task and a reference (path + digest) to
+the upstream's own state file, and so on to the root. Loading the chain from the resume point gives
+everything needed to restore the tasks before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from airflow_resume_provider.bookkeeping import RETURN_KEY
+from airflow_resume_provider.exceptions import StateError, StateMissingError
+from airflow_resume_provider.state import storage
+from airflow_resume_provider.state.model import StateRecord, StateRef, XComEntry
+from airflow_resume_provider.state.paths import StateLocation
+
+
+@dataclass(frozen=True)
+class RestoredTask:
+    """What a task before the resume point gets in the resumed run."""
+
+    task_id: str
+    xcoms: list[XComEntry]
+    #: The task's own state file, announced again so later captures link to it.
+    state_ref: StateRef | None
+
+    @property
+    def extra_keys(self) -> list[str]:
+        return sorted({x.key for x in self.xcoms if x.key != RETURN_KEY})
+
+
+@dataclass
+class StateChain:
+    """The resume point's state record and every record it links back to, verified."""
+
+    head: StateRecord
+    head_ref: StateRef
+    records: list[tuple[StateRecord, StateRef]] = field(default_factory=list)
+
+    def restored_tasks(self) -> dict[str, RestoredTask]:
+        """task_id -> what to restore, for every task before the resume point."""
+        restored = {}
+        for record, _ref in self.records:
+            upstream = record.inputs.upstream_task_id
+            if upstream is None:
+                continue
+            restored[upstream] = RestoredTask(
+                task_id=upstream,
+                xcoms=[x for x in record.inputs.xcoms if x.task_id == upstream],
+                state_ref=record.previous,
+            )
+        return restored
+
+
+def load_chain(location: StateLocation, *, key: bytes | None = None, max_links: int = 10_000) -> StateChain:
+    """
+    Load and verify the state file at ``location`` and every file it links back to.
+
+    :raises StateError: a file is missing, corrupt, fails its integrity check, or a link is broken.
+    """
+    loaded = storage.load(location, key)
+    if loaded is None:
+        raise StateMissingError(f"State file {location.url} does not exist.")
+    head, digest = loaded
+    head_ref = StateRef(path=location.url, digest=digest)
+    chain = StateChain(head=head, head_ref=head_ref, records=[(head, head_ref)])
+    record = head
+    while record.inputs.upstream_task_id is not None:
+        upstream = record.inputs.upstream_task_id
+        ref = record.previous
+        if ref is None:
+            raise StateError(
+                f"The state of task {record.identity.task_id!r} (run {record.identity.run_id!r}) does not link "
+                f"to the state of its upstream task {upstream!r}: that task's state was not recorded "
+                "(see its 'resume_capture_error' XCom), so its results cannot be restored."
+            )
+        if len(chain.records) >= max_links:
+            raise StateError(
+                f"State chain from {location.url} is longer than {max_links} links; it is corrupt."
+            )
+        linked = storage.load(StateLocation(url=ref.path, conn_id=location.conn_id), key)
+        if linked is None:
+            raise StateError(
+                f"State file {ref.path} of task {upstream!r}, needed to restore its results, does not exist."
+            )
+        record, linked_digest = linked
+        if linked_digest != ref.digest:
+            raise StateError(
+                f"State file {ref.path} of task {upstream!r} changed after it was referenced "
+                f"(digest {linked_digest[:12]}..., expected {ref.digest[:12]}...); it is not trusted."
+            )
+        if record.identity.task_id != upstream:
+            raise StateError(
+                f"State file {ref.path} belongs to task {record.identity.task_id!r}, not to {upstream!r}; "
+                "the state chain is corrupt."
+            )
+        chain.records.append((record, ref))
+    return chain

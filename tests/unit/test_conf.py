@@ -1,0 +1,167 @@
+"""The ``[resume]`` options as read by the provider, and the provider metadata that declares them."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib.metadata import distribution, entry_points
+from pathlib import Path
+
+import airflow
+import jsonschema
+import pytest
+
+from airflow_resume_provider import __version__, conf
+from airflow_resume_provider.get_provider_info import CONFIG_OPTIONS, SECTION, get_provider_info
+
+CONFIG_VARS = [
+    "AIRFLOW__RESUME__STATE_FOLDER",
+    "AIRFLOW__RESUME__STATE_CONN_ID",
+    "AIRFLOW__RESUME__SIGNING_KEY",
+    "AIRFLOW__RESUME__CAPTURE_TIMEOUT",
+    "AIRFLOW__LOGGING__REMOTE_LOGGING",
+    "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER",
+    "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID",
+    "AIRFLOW__LOGGING__LOG_FILENAME_TEMPLATE",
+]
+OPTIONS = {"state_folder", "state_conn_id", "signing_key", "capture_timeout"}
+
+
+@pytest.fixture(autouse=True)
+def clean_config(monkeypatch):
+    for name in CONFIG_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+# --- reading the options -----------------------------------------------------------------------------
+
+
+def test_defaults():
+    assert conf.state_folder() == ""
+    assert conf.state_conn_id() == ""
+    assert conf.signing_key() == b""
+    assert conf.capture_timeout() == 10.0
+
+
+def test_state_folder_and_conn_id_are_stripped(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", "  s3://bucket/state  ")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_CONN_ID", " aws_state ")
+    assert conf.state_folder() == "s3://bucket/state"
+    assert conf.state_conn_id() == "aws_state"
+
+
+def test_signing_key_is_utf8_bytes(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__RESUME__SIGNING_KEY", "clé-secrète")
+    assert conf.signing_key() == "clé-secrète".encode()
+
+
+@pytest.mark.parametrize(("raw", "value"), [("2.5", 2.5), ("30", 30.0), (" 1 ", 1.0), ("0.01", 0.01)])
+def test_capture_timeout_reads_seconds(monkeypatch, raw, value):
+    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
+    assert conf.capture_timeout() == value
+
+
+@pytest.mark.parametrize("raw", ["abc", "10s", "", "1,5"])
+def test_capture_timeout_rejects_non_numbers_naming_the_option(monkeypatch, raw):
+    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
+    with pytest.raises(ValueError) as exc:
+        conf.capture_timeout()
+    assert str(exc.value) == f"[resume] capture_timeout must be a number of seconds, got {raw!r}"
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "-0.5", "0.0"])
+def test_capture_timeout_rejects_zero_and_negative_naming_the_option(monkeypatch, raw):
+    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
+    with pytest.raises(ValueError) as exc:
+        conf.capture_timeout()
+    assert (
+        str(exc.value)
+        == f"[resume] capture_timeout must be a finite number of seconds greater than 0, got {raw!r}"
+    )
+
+
+def test_logging_folder_local_by_default():
+    assert conf.logging_folder() == (os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"], "")
+
+
+def test_logging_folder_remote_when_remote_logging_on(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOGGING", "True")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "s3://logs/airflow")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", "aws_logs")
+    assert conf.logging_folder() == ("s3://logs/airflow", "aws_logs")
+
+
+def test_logging_folder_ignores_remote_folder_when_remote_logging_off(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "s3://logs/airflow")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", "aws_logs")
+    assert conf.logging_folder() == (os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"], "")
+
+
+def test_log_filename_template_follows_airflow(monkeypatch):
+    from airflow.configuration import conf as airflow_conf
+
+    assert conf.log_filename_template() == airflow_conf.get_default_value("logging", "log_filename_template")
+    monkeypatch.setenv("AIRFLOW__LOGGING__LOG_FILENAME_TEMPLATE", "{dag_id}/{try_number}.log")
+    assert conf.log_filename_template() == "{dag_id}/{try_number}.log"
+
+
+# --- provider metadata -------------------------------------------------------------------------------
+
+
+def test_config_section_lists_every_option_documented():
+    section = get_provider_info()["config"][SECTION]
+    assert SECTION == "resume"
+    assert section["description"].strip()
+    assert set(section["options"]) == OPTIONS
+    for name, option in section["options"].items():
+        for field in ("description", "type", "default", "example", "version_added"):
+            assert field in option, f"{name} lacks {field}"
+        assert option["description"].strip(), name
+        assert option["type"] in {"string", "float", "integer", "boolean"}, name
+        assert isinstance(option["default"], str), name
+        assert isinstance(option["example"], str) and option["example"], name
+
+
+def test_capture_timeout_default_and_example_are_valid_values(monkeypatch):
+    for raw in (CONFIG_OPTIONS["capture_timeout"]["default"], CONFIG_OPTIONS["capture_timeout"]["example"]):
+        monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
+        assert conf.capture_timeout() == float(raw)
+
+
+def test_signing_key_is_sensitive():
+    from airflow.configuration import conf as airflow_conf
+
+    assert CONFIG_OPTIONS["signing_key"]["sensitive"] is True
+    assert ("resume", "signing_key") in airflow_conf.sensitive_config_values
+
+
+def test_provider_info_validates_against_airflow_schema():
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(get_provider_info(), schema)
+
+
+def test_provider_info_names_the_package_and_version():
+    info = get_provider_info()
+    assert info["package-name"] == "airflow-resume-provider"
+    assert info["versions"] == [__version__]
+    assert distribution("airflow-resume-provider").version == __version__
+
+
+def test_provider_is_registered_and_its_config_known_to_airflow():
+    from airflow.configuration import conf as airflow_conf
+    from airflow.providers_manager import ProvidersManager
+
+    values = {ep.value for ep in entry_points(group="apache_airflow_provider")}
+    assert "airflow_resume_provider.get_provider_info:get_provider_info" in values
+    assert dict(ProvidersManager().provider_configs)["airflow-resume-provider"] == {
+        SECTION: get_provider_info()["config"][SECTION]
+    }
+    for name, option in CONFIG_OPTIONS.items():
+        assert airflow_conf.get_default_value(SECTION, name) == option["default"], name
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+def test_capture_timeout_rejects_non_finite_values(monkeypatch, raw):
+    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
+    with pytest.raises(ValueError, match=r"\[resume\] capture_timeout must be a finite number"):
+        conf.capture_timeout()

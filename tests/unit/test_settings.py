@@ -1,0 +1,163 @@
+"""The per-DAG ``resume`` param: parsing, error messages, and reading it from real SDK DAGs."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Param
+
+from airflow_resume_provider.exceptions import ResumeConfigError
+from airflow_resume_provider.settings import (
+    DISABLED,
+    PARAM_NAME,
+    ResumeSettings,
+    parse_settings,
+    raw_param_value,
+    settings_for,
+)
+
+
+def make_dag(dag_id: str, params: dict | None = None) -> DAG:
+    with DAG(dag_id, schedule=None, params=params) as dag:
+        EmptyOperator(task_id="only")
+    return dag
+
+
+def test_param_name_is_resume():
+    # Persisted in users' DAG files.
+    assert PARAM_NAME == "resume"
+
+
+@pytest.mark.parametrize("value", [None, False])
+def test_absent_or_false_disables(value):
+    settings = parse_settings(value, dag_id="d")
+    assert settings == DISABLED
+    assert settings.enabled is False
+
+
+def test_true_enables_with_defaults():
+    assert parse_settings(True, dag_id="d") == ResumeSettings(
+        enabled=True, retries=0, retry_delay=0, on_retry=False
+    )
+
+
+def test_empty_mapping_enables_with_defaults():
+    assert parse_settings({}, dag_id="d") == ResumeSettings()
+    assert parse_settings({}, dag_id="d").enabled is True
+
+
+def test_mapping_sets_every_key():
+    settings = parse_settings(
+        {"enabled": True, "retries": 3, "retry_delay": 1.5, "on_retry": True}, dag_id="d"
+    )
+    assert (settings.enabled, settings.retries, settings.retry_delay, settings.on_retry) == (
+        True,
+        3,
+        1.5,
+        True,
+    )
+
+
+def test_mapping_can_disable():
+    assert parse_settings({"enabled": False}, dag_id="d").enabled is False
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("yes", "str 'yes'"), (1, "int 1"), (["retries"], "list ['retries']")]
+)
+def test_non_mapping_value_is_refused_naming_dag_and_type(value, shown):
+    with pytest.raises(ResumeConfigError) as exc:
+        parse_settings(value, dag_id="my_dag")
+    message = str(exc.value)
+    assert "DAG 'my_dag'" in message
+    assert "params['resume'] must be true, false or a mapping" in message
+    assert "enabled, retries, retry_delay, on_retry" in message
+    assert f"got {shown}" in message
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ResumeConfigError) as exc:
+        parse_settings({"retry": 2}, dag_id="my_dag")
+    message = str(exc.value)
+    assert "DAG 'my_dag'" in message
+    assert "invalid params['resume']" in message
+    assert "key 'retry': unknown key" in message
+    assert (
+        "Accepted keys: enabled (bool), retries (int >= 0), retry_delay (seconds >= 0), on_retry (bool)"
+        in (message)
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "got"),
+    [
+        ({"retries": -1}, "retries", "-1"),
+        ({"retries": 101}, "retries", "101"),
+        ({"retries": True}, "retries", "True"),
+        ({"retries": "2"}, "retries", "'2'"),
+        ({"retries": 2.0}, "retries", "2.0"),
+        ({"retry_delay": -0.5}, "retry_delay", "-0.5"),
+        ({"enabled": "yes"}, "enabled", "'yes'"),
+        ({"on_retry": 1}, "on_retry", "1"),
+    ],
+)
+def test_invalid_value_names_key_and_value(value, key, got):
+    with pytest.raises(ResumeConfigError) as exc:
+        parse_settings(value, dag_id="my_dag")
+    message = str(exc.value)
+    assert "DAG 'my_dag'" in message
+    assert f"key {key!r}:" in message
+    assert f"(got {got})" in message
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ResumeConfigError) as exc:
+        parse_settings({"retries": -1, "colour": "red"}, dag_id="d")
+    message = str(exc.value)
+    assert "key 'retries':" in message
+    assert "key 'colour': unknown key" in message
+
+
+def test_error_does_not_chain_pydantic_traceback():
+    with pytest.raises(ResumeConfigError) as exc:
+        parse_settings({"retries": -1}, dag_id="d")
+    assert exc.value.__cause__ is None
+    assert exc.value.__suppress_context__ is True
+
+
+def test_settings_are_immutable():
+    settings = parse_settings(True, dag_id="d")
+    with pytest.raises(pydantic.ValidationError):
+        settings.retries = 5
+
+
+def test_raw_param_value_true_from_sdk_dag():
+    assert raw_param_value(make_dag("resume_true", {"resume": True})) is True
+
+
+def test_raw_param_value_mapping_from_sdk_dag():
+    dag = make_dag("resume_mapping", {"resume": {"retries": 2, "on_retry": True}})
+    assert raw_param_value(dag) == {"retries": 2, "on_retry": True}
+
+
+def test_raw_param_value_from_param_object():
+    dag = make_dag("resume_param_obj", {"resume": Param(True, type="boolean")})
+    assert raw_param_value(dag) is True
+
+
+def test_raw_param_value_absent():
+    assert raw_param_value(make_dag("resume_absent")) is None
+    assert raw_param_value(make_dag("resume_other", {"other": 1})) is None
+
+
+def test_settings_for_reads_a_real_dag():
+    dag = make_dag("resume_settings_for", {"resume": {"retries": 4, "retry_delay": 2}})
+    assert settings_for(dag) == ResumeSettings(retries=4, retry_delay=2)
+    assert settings_for(make_dag("resume_settings_for_absent")) == DISABLED
+
+
+def test_settings_for_names_the_dag_when_invalid():
+    dag = make_dag("resume_bad_dag", {"resume": {"retries": "many"}})
+    with pytest.raises(ResumeConfigError, match=r"DAG 'resume_bad_dag'.*key 'retries'"):
+        settings_for(dag)
