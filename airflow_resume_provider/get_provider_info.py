@@ -66,6 +66,7 @@ def get_provider_info() -> dict[str, Any]:
             "Job Resume: resume a failed run of a linear DAG at the failed task, with the same inputs.\n"
         ),
         "versions": [__version__],
+        "cli": ["airflow_resume_provider.cli.get_cli_commands"],
         "config": {
             SECTION: {
                 "description": "Job Resume: where task input state is stored and how it is protected.\n",

@@ -1,0 +1,96 @@
+"""The FastAPI app: the REST API (and the Resume page, see ``ui``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Body, FastAPI, HTTPException, status
+from fastapi.responses import JSONResponse
+
+from airflow_resume_provider.api.schemas import ErrorOut, ResumeOut, ResumeRequest, VerdictOut
+from airflow_resume_provider.api.security import (
+    CanReadRuns,
+    CanTriggerRuns,
+    GetUserDep,
+    SessionDep,
+    audit,
+    csrf_protected,
+)
+from airflow_resume_provider.resume import NotResumableError, RunNotFoundError, assess, resume
+
+if TYPE_CHECKING:
+    from airflow_resume_provider.resumability import Verdict
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def verdict_out(verdict: Verdict) -> VerdictOut:
+    body = verdict.to_dict()
+    body["dag_run_id"] = body.pop("run_id")
+    return VerdictOut.model_validate(body)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Airflow Resume",
+        description="Resume failed runs of linear DAGs at the failed task, with the same inputs.",
+        version="1",
+    )
+
+    @app.get(
+        API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}",
+        response_model=VerdictOut,
+        responses={404: {"model": ErrorOut}},
+        dependencies=[CanReadRuns],
+    )
+    def get_resume_verdict(dag_id: str, dag_run_id: str, session: SessionDep) -> VerdictOut:
+        """Whether the run can be resumed, why not, and what a resume would do to each task."""
+        try:
+            return verdict_out(assess(session, dag_id, dag_run_id))
+        except RunNotFoundError as err:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+
+    @app.post(
+        API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}/resume",
+        response_model=ResumeOut,
+        status_code=status.HTTP_201_CREATED,
+        responses={
+            200: {"model": ResumeOut, "description": "The run was already resumed; that run is returned."},
+            404: {"model": ErrorOut},
+            409: {"model": ErrorOut, "description": "The run cannot be resumed; detail says why."},
+        },
+        dependencies=[CanTriggerRuns, csrf_protected, audit("resume_dag_run")],
+    )
+    def resume_dag_run(
+        dag_id: str,
+        dag_run_id: str,
+        session: SessionDep,
+        user: GetUserDep,
+        body: Annotated[ResumeRequest | None, Body()] = None,
+    ):
+        """Create the resumed run (201), or return the one that already resumed this run (200)."""
+        try:
+            outcome = resume(
+                session,
+                dag_id,
+                dag_run_id,
+                from_task_id=body.from_task_id if body else None,
+                user=user.get_name() if user else None,
+                triggered_by="rest_api",
+            )
+        except RunNotFoundError as err:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+        except NotResumableError as err:
+            return JSONResponse(
+                status_code=status.HTTP_409_CONFLICT,
+                content={"detail": err.verdict.reason, "reason_code": err.verdict.reason_code},
+            )
+        payload = ResumeOut.model_validate(outcome.to_dict())
+        if outcome.created:
+            return payload
+        return JSONResponse(status_code=status.HTTP_200_OK, content=payload.model_dump())
+
+    return app
