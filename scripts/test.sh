@@ -7,5 +7,5 @@ export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
 mypy
-pytest -p no:cacheprovider tests/unit tests/integration
-RESUME_TEST_DB=postgres pytest -p no:cacheprovider tests/integration
+pytest -p no:cacheprovider tests/unit tests/integration tests/e2e
+RESUME_TEST_DB=postgres pytest -p no:cacheprovider tests/integration tests/e2e

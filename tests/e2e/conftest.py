@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import AirflowStack, free_port, wait_for
+from tools.airflow_stack import AirflowStack, free_port, wait_for
 
 BUCKET = "airflow-logs"
 
@@ -82,8 +82,9 @@ def stack(backend, tmp_path_factory, request):
             "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_moto",
             "AIRFLOW_CONN_AWS_MOTO": moto_connection(endpoint),
         }
-    airflow = AirflowStack(home=tmp_path_factory.mktemp("airflow-e2e"), backend=backend, extra_env=extra_env)
-    airflow.s3 = s3  # type: ignore[attr-defined]
+    airflow = AirflowStack(
+        home=tmp_path_factory.mktemp("airflow-e2e"), backend=backend, extra_env=extra_env, s3=s3
+    )
     try:
         airflow.start()
         yield airflow

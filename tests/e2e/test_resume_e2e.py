@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.e2e.stack import wait_for
+from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
 

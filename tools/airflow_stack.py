@@ -1,6 +1,8 @@
 """
-A real Airflow for end-to-end tests: api-server, scheduler and dag-processor as separate processes,
-on a fresh metadata DB (SQLite file or a new PostgreSQL database), driven through the REST API.
+A real local Airflow: api-server, scheduler and dag-processor as separate processes, on a fresh
+metadata DB (SQLite file or a new PostgreSQL database), driven through the REST API.
+
+Used by the quickstart, the end-to-end tests and the benchmarks.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 USERS = {"admin": "admin-pw", "viewer": "viewer-pw", "operator": "operator-pw"}
 
@@ -49,8 +51,11 @@ class AirflowStack:
     backend: str = "sqlite"
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    dag_sources: tuple[Path, ...] = (REPO / "example_dags", REPO / "tests" / "dags")
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     pg_db: str | None = None
+    #: boto3 S3 client of the remote log bucket, when the stack logs to S3.
+    s3: Any = None
 
     @property
     def url(self) -> str:
@@ -111,7 +116,7 @@ class AirflowStack:
     def start(self) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         self.dags.mkdir(exist_ok=True)
-        for source in (REPO / "example_dags", REPO / "tests" / "dags"):
+        for source in self.dag_sources:
             for dag_file in source.glob("*.py"):
                 shutil.copy(dag_file, self.dags / dag_file.name)
         (self.home / "passwords.json").write_text(json.dumps(USERS))
