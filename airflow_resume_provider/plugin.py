@@ -19,6 +19,23 @@ def _fastapi_apps() -> list[dict[str, Any]]:
     return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Resume failed runs"}]
 
 
+def _external_views() -> list[dict[str, Any]]:
+    from urllib.parse import urlparse
+
+    from airflow.configuration import conf
+
+    # The iframe uses href verbatim, so it must carry the path Airflow is served under, if any.
+    base_path = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+    return [
+        {
+            "name": "Resume",
+            "href": f"{base_path}{URL_PREFIX}/ui/dags/{{DAG_ID}}/dagRuns/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "resume",
+        }
+    ]
+
+
 class ResumePlugin(AirflowPlugin):
     name = "resume"
     listeners = [listener]
@@ -27,3 +44,7 @@ class ResumePlugin(AirflowPlugin):
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
         return _fastapi_apps()
+
+    @property
+    def external_views(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return _external_views()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_KEYS, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import ResumeError
-from airflow_resume_provider.resumability import Verdict, decide, gather_facts, resumed_run_id_for
+from airflow_resume_provider.resumability import RunFacts, Verdict, decide, gather_facts, resumed_run_id_for
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -80,6 +80,25 @@ def assess(session: Session, dag_id: str, run_id: str, *, from_task_id: str | No
     """The verdict for a run (read only)."""
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)
     return decide(gather_facts(session, dag, dag_run, from_task_id=from_task_id))
+
+
+def assess_with_facts(
+    session: Session, dag_id: str, run_id: str, *, from_task_id: str | None = None
+) -> tuple[Verdict, RunFacts, dict[str, str | None]]:
+    """The verdict, the facts behind it, and the run's task states (for the Resume page)."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    dag, dag_run = load_dag_and_run(session, dag_id, run_id)
+    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
+    states = dict(
+        session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+            )
+        ).all()
+    )
+    return decide(facts), facts, {k: (str(v) if v is not None else None) for k, v in states.items()}
 
 
 def resume(

@@ -93,4 +93,7 @@ def create_app() -> FastAPI:
             return payload
         return JSONResponse(status_code=status.HTTP_200_OK, content=payload.model_dump())
 
+    from airflow_resume_provider.ui.routes import router as ui_router
+
+    app.include_router(ui_router)
     return app

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Annotated
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
@@ -18,11 +17,13 @@ from fastapi import Depends, HTTPException, Request, status
 
 __all__ = [
     "CSRF_HEADER",
+    "SESSION_COOKIE",
     "CanReadRuns",
     "CanTriggerRuns",
     "GetUserDep",
     "SessionDep",
     "audit",
+    "can_trigger_runs",
     "csrf_protected",
     "csrf_token_for",
 ]
@@ -38,6 +39,20 @@ CanTriggerRuns = Depends(requires_access_dag("POST", DagAccessEntity.RUN))
 def audit(event: str):
     """Write the request to Airflow's audit log (``log`` table) with the user as owner."""
     return Depends(action_logging(event=event))
+
+
+def can_trigger_runs(dag_id: str, user) -> bool:
+    """Whether ``user`` may trigger (and so resume) runs of the DAG, per Airflow's auth manager."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    if user is None:
+        return False
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
+        )
+    )
 
 
 def _csrf_secret() -> bytes:
@@ -67,5 +82,4 @@ def _check_csrf(request: Request) -> None:
         )
 
 
-CsrfProtected = Annotated[None, Depends(_check_csrf)]
 csrf_protected = Depends(_check_csrf)

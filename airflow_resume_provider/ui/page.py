@@ -1,0 +1,101 @@
+"""What the Resume page shows: built from the verdict and the recorded state, secrets masked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_resume_provider.resumability import RunFacts, Verdict
+
+PREVIEW_CHARS = 300
+
+
+def mask(value: Any, name: str | None = None) -> Any:
+    """Airflow's secrets masker: sensitive keys (password, token, ...) and known secrets hidden."""
+    from airflow._shared.secrets_masker import secrets_masker
+
+    return secrets_masker.redact(value, name)
+
+
+def preview(value: Any, name: str | None = None) -> str:
+    """A masked, truncated one-line JSON rendering of a value."""
+    text = json.dumps(mask(value, name), default=str, ensure_ascii=False)
+    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f"… ({len(text)} characters)"
+
+
+@dataclass
+class Step:
+    task_id: str
+    task_type: str
+    original_state: str | None
+    action: str
+    resume_point: bool
+    can_resume_here: bool
+    xcoms: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class PageModel:
+    verdict: Verdict
+    steps: list[Step]
+    inputs: list[tuple[str, str]]
+    structure_ok: bool | None
+    structure_text: str
+    failure_message: str | None
+    failure_type: str | None
+    failure_try: int | None
+
+
+def build(verdict: Verdict, facts: RunFacts, ti_states: dict[str, str | None]) -> PageModel:
+    chain = facts.chain
+    restored = chain.restored_tasks() if chain is not None else {}
+    steps = []
+    for step in verdict.plan:
+        state = ti_states.get(step.task_id)
+        steps.append(
+            Step(
+                task_id=step.task_id,
+                task_type=step.task_type,
+                original_state=state,
+                action=step.action,
+                resume_point=step.resume_point,
+                can_resume_here=state == "success" or step.task_id == verdict.failed_task_id,
+                xcoms=[
+                    (x.key, preview(x.value, x.key))
+                    for x in (
+                        restored[step.task_id].xcoms
+                        if step.task_id in restored and step.action == "restored"
+                        else []
+                    )
+                ],
+            )
+        )
+    inputs: list[tuple[str, str]] = []
+    if chain is not None:
+        head = chain.head.inputs
+        inputs = [
+            ("logical_date", head.logical_date or "None"),
+            ("data_interval", f"{head.data_interval_start or 'None'} → {head.data_interval_end or 'None'}"),
+            ("conf", preview(head.conf, "conf")),
+            ("params", preview(head.params, "params")),
+        ]
+    failure = verdict.failure or {}
+    if verdict.reason_code == "structure_changed":
+        structure_ok, structure_text = False, verdict.reason or ""
+    elif chain is not None and facts.current_order is not None:
+        structure_ok = True
+        structure_text = f"Unchanged: the DAG's {len(facts.current_order)} tasks match the recorded order and operator types."
+    else:
+        structure_ok, structure_text = None, "Not checked: the run's recorded state is not available."
+    return PageModel(
+        verdict=verdict,
+        steps=steps,
+        inputs=inputs,
+        structure_ok=structure_ok,
+        structure_text=structure_text,
+        failure_message=mask(failure.get("message")) if failure else None,
+        failure_type=failure.get("exception_type"),
+        failure_try=failure.get("try_number"),
+    )
