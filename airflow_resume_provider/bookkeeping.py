@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-#: XCom pushed by a task's capture: ``{"path": <state file URL>, "digest": <its digest>}``.
+#: XCom pushed by a task's capture: ``{"path": <state file URL>, "digest": <its digest>,
+#: "xcom_keys": [<keys other than return_value the task pushed>]}``; pushed again when the task pushes a
+#: new key, since the Execution API cannot list a task's XCom keys.
 XCOM_STATE_REF = "resume_state_ref"
 #: XCom pushed when a capture failed: ``{"reason": str, "try_number": int}``.
 XCOM_CAPTURE_ERROR = "resume_capture_error"
-#: XCom pushed by a successful task that pushed XComs under keys other than ``return_value``.
-XCOM_KEYS = "resume_xcom_keys"
 
-BOOKKEEPING_XCOM_KEYS = frozenset({XCOM_STATE_REF, XCOM_CAPTURE_ERROR, XCOM_KEYS})
+BOOKKEEPING_XCOM_KEYS = frozenset({XCOM_STATE_REF, XCOM_CAPTURE_ERROR})
 RETURN_KEY = "return_value"
 
 #: Key in a resumed run's ``conf`` with the provider's record of where the run comes from.

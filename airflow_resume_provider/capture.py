@@ -20,7 +20,6 @@ from airflow_resume_provider.bookkeeping import (
     CONF_KEY,
     RETURN_KEY,
     XCOM_CAPTURE_ERROR,
-    XCOM_KEYS,
     XCOM_STATE_REF,
 )
 from airflow_resume_provider.settings import settings_for
@@ -48,13 +47,17 @@ AttemptKey = tuple[str, str, str, int, int]
 
 # The record written for the attempt running in this process, kept to add the failure without a read.
 _written: dict[AttemptKey, tuple[Any, StateRecord]] = {}
-# XCom keys the running task pushed through ti.xcom_push (other than return_value).
-_pushed_keys: dict[tuple[str, str, str, int], set[str]] = {}
+# What the running task announced in its resume_state_ref XCom (state file and extra XCom keys).
+_announced: dict[tuple[str, str, str, int], dict[str, Any]] = {}
 _tracker_installed = False
 
 
 def _attempt_key(ti: RuntimeTaskInstance) -> AttemptKey:
     return (ti.dag_id, ti.run_id, ti.task_id, _map_index(ti), ti.try_number)
+
+
+def _task_key(ti: Any) -> tuple[str, str, str, int]:
+    return (ti.dag_id, ti.run_id, ti.task_id, _map_index(ti))
 
 
 def _map_index(ti: Any) -> int:
@@ -135,28 +138,24 @@ def _raw_xcom_values(ti: RuntimeTaskInstance, task_id: str, key: str) -> list[An
     return list(msg.root)
 
 
-def _bookkeeping_xcom(ti: RuntimeTaskInstance, task_id: str, key: str) -> Any:
-    from airflow.sdk.execution_time.xcom import XCom
+def _upstream_state_ref(ti: RuntimeTaskInstance, upstream_id: str) -> dict[str, Any] | None:
+    """The upstream task's announcement of its state file and extra XCom keys (None if not captured)."""
+    from airflow.sdk.execution_time.comms import GetXCom, XComResult
 
-    return XCom.get_one(key=key, dag_id=ti.dag_id, task_id=task_id, run_id=ti.run_id, map_index=None)
-
-
-def _upstream_xcoms(ti: RuntimeTaskInstance, upstream_id: str, mapped: bool) -> list[XComEntry]:
-    keys = [RETURN_KEY, *sorted(set(_bookkeeping_xcom(ti, upstream_id, XCOM_KEYS) or []))]
-    entries = []
-    for key in keys:
-        for position, value in enumerate(_raw_xcom_values(ti, upstream_id, key)):
-            entries.append(
-                XComEntry(task_id=upstream_id, key=key, map_index=position if mapped else -1, value=value)
-            )
-    return entries
-
-
-def _previous_ref(ti: RuntimeTaskInstance, upstream_id: str) -> StateRef | None:
-    ref = _bookkeeping_xcom(ti, upstream_id, XCOM_STATE_REF)
-    if ref is None:
+    msg = _comms().send(
+        GetXCom(key=XCOM_STATE_REF, dag_id=ti.dag_id, run_id=ti.run_id, task_id=upstream_id, map_index=-1)
+    )
+    if not isinstance(msg, XComResult) or not isinstance(msg.value, dict):
         return None
-    return StateRef.model_validate(ref)
+    return msg.value
+
+
+def _upstream_xcoms(ti: RuntimeTaskInstance, upstream_id: str, extra_keys: list[str]) -> list[XComEntry]:
+    return [
+        XComEntry(task_id=upstream_id, key=key, map_index=-1, value=value)
+        for key in [RETURN_KEY, *sorted(set(extra_keys))]
+        for value in _raw_xcom_values(ti, upstream_id, key)
+    ]
 
 
 def _lineage(ti: RuntimeTaskInstance, raw_conf: dict[str, Any]) -> Lineage | None:
@@ -189,9 +188,10 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
     xcoms: list[XComEntry] = []
     previous = None
     if upstream_id is not None:
-        upstream_task = dag.task_dict[upstream_id]
-        xcoms = _upstream_xcoms(ti, upstream_id, mapped=bool(getattr(upstream_task, "is_mapped", False)))
-        previous = _previous_ref(ti, upstream_id)
+        announced = _upstream_state_ref(ti, upstream_id)
+        xcoms = _upstream_xcoms(ti, upstream_id, list((announced or {}).get("xcom_keys") or []))
+        if announced is not None:
+            previous = StateRef(path=announced["path"], digest=announced["digest"])
 
     return StateRecord(
         written_at=_utcnow(),
@@ -266,8 +266,10 @@ def capture_attempt(ti: RuntimeTaskInstance) -> None:
         _record_capture_error(ti, f"{type(err).__name__}: {err}")
         return
     _written[_attempt_key(ti)] = (handle, record)
+    announcement = {"path": url, "digest": digest, "xcom_keys": []}
+    _announced[_task_key(ti)] = announcement
     try:
-        ti.xcom_push(XCOM_STATE_REF, {"path": url, "digest": digest})
+        ti.xcom_push(XCOM_STATE_REF, announcement)
     except Exception as err:
         _record_capture_error(ti, f"the state file was written to {url} but could not be announced: {err}")
 
@@ -300,7 +302,7 @@ def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -
 
 def forget(ti: RuntimeTaskInstance) -> None:
     _written.pop(_attempt_key(ti), None)
-    _pushed_keys.pop((ti.dag_id, ti.run_id, ti.task_id, _map_index(ti)), None)
+    _announced.pop(_task_key(ti), None)
 
 
 def _redact(message: str) -> str:
@@ -323,12 +325,12 @@ def _install_xcom_key_tracker() -> None:
 
     def xcom_push(self: Any, key: str, value: Any) -> Any:
         result = original(self, key, value)
-        if key != RETURN_KEY and key not in BOOKKEEPING_XCOM_KEYS:
-            keys = _pushed_keys.setdefault((self.dag_id, self.run_id, self.task_id, _map_index(self)), set())
-            if key not in keys:
-                keys.add(key)
-                # Announced as it happens: the task's state is final before any later hook runs.
-                original(self, XCOM_KEYS, sorted(keys))
+        announcement = _announced.get(_task_key(self))
+        extra = key != RETURN_KEY and key not in BOOKKEEPING_XCOM_KEYS
+        if announcement is not None and extra and key not in announcement["xcom_keys"]:
+            announcement["xcom_keys"] = sorted([*announcement["xcom_keys"], key])
+            # Announced as it happens: the task's state is final before any later hook runs.
+            original(self, XCOM_STATE_REF, announcement)
         return result
 
     xcom_push.__wrapped__ = original  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_KEYS, XCOM_STATE_REF
+from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import ResumeError
 from airflow_resume_provider.resumability import RunFacts, Verdict, decide, gather_facts, resumed_run_id_for
 
@@ -246,19 +246,10 @@ def _create_resumed_run(
                 session=session,
             )
         if task.state_ref is not None:
+            # The same announcement the task made when it ran, so later captures link to its state.
             XComModel.set(
                 XCOM_STATE_REF,
-                task.state_ref.model_dump(),
-                dag_id=dag.dag_id,
-                task_id=task.task_id,
-                run_id=new_run_id,
-                serialize=False,
-                session=session,
-            )
-        if task.extra_keys:
-            XComModel.set(
-                XCOM_KEYS,
-                task.extra_keys,
+                {"path": task.state_ref.path, "digest": task.state_ref.digest, "xcom_keys": task.extra_keys},
                 dag_id=dag.dag_id,
                 task_id=task.task_id,
                 run_id=new_run_id,

@@ -7,7 +7,8 @@ What is measured (all DAGs run in-process with ``dag.test()`` on a throw-away SQ
    10 KB string. ``airflow_resume_provider.capture.capture_attempt`` is wrapped to time every call
    (``time.perf_counter``). Baseline: for each state file written, a plain open/write/fsync/close of
    the same number of bytes in the same folder. Reports median, p95, ratio of medians, extra ms/task,
-   and a per-phase breakdown of the capture (settings, build_record, encode, prepare, write).
+   and a breakdown of the capture: per-phase medians (settings, build_record, location_for, prepare,
+   encode, write_bytes) and the number and time of its Execution API requests.
 2. S3 capture latency: the same DAG with ``[resume] state_folder`` on an S3 bucket served by
    ``moto_server`` over HTTP. Baseline: one plain PUT of the same bytes through the same s3fs
    filesystem (``ObjectStoragePath(url, conn_id=...).write_bytes``) per file.
@@ -16,9 +17,10 @@ What is measured (all DAGs run in-process with ``dag.test()`` on a throw-away SQ
 4. Wall time of a 20-task linear DAG returning small values, resume on vs off, 3 runs each
    alternating; reports the medians and the overhead percentage.
 
-Prints a Markdown table and writes the numbers to ``benchmarks/results/capture.json``.
+Airflow's own output (task logs) goes to a file in the temporary AIRFLOW_HOME; only its ERROR lines are
+counted. Prints Markdown tables and writes the numbers to ``benchmarks/results/capture.json``.
 
-Run from the repository root (about 2-3 minutes on 2 cores)::
+Run from the repository root (under a minute on 2 cores)::
 
     .venv/bin/python benchmarks/capture.py
 """
@@ -38,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,13 +95,22 @@ small_off_dag = linear("{SMALL_OFF_DAG}", {SMALL_TASKS}, False, 0)
 
 
 @dataclass
+class Breakdown:
+    """Where the time of one ``capture_attempt`` call went."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    api_calls: int = 0
+    api_seconds: float = 0.0
+
+
+@dataclass
 class Sample:
     """One timed ``capture_attempt`` call and the state file it wrote."""
 
     task_id: str
     seconds: float
     url: str
-    phases: dict[str, float]
+    breakdown: Breakdown
 
 
 # --- environment ------------------------------------------------------------------------------------
@@ -204,7 +215,7 @@ def patched(owner: Any, name: str, wrapper_for: Callable[[Any], Any]) -> Iterato
         setattr(owner, name, original)
 
 
-def phase_timer(active: list[dict[str, float]], phase: str) -> Callable[[Any], Any]:
+def phase_timer(active: list[Breakdown], phase: str) -> Callable[[Any], Any]:
     """Time a step of the capture, attributed to the capture call in progress (if any)."""
 
     def wrap(original: Any) -> Any:
@@ -214,24 +225,44 @@ def phase_timer(active: list[dict[str, float]], phase: str) -> Callable[[Any], A
                 return original(*args, **kwargs)
             finally:
                 if active:
-                    active[-1][phase] = active[-1].get(phase, 0.0) + time.perf_counter() - start
+                    phases = active[-1].phases
+                    phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - start
 
         return wrapper
 
     return wrap
 
 
-def capture_timer(samples: list[Sample], active: list[dict[str, float]]) -> Callable[[Any], Any]:
+def api_counter(active: list[Breakdown]) -> Callable[[Any], Any]:
+    """Count and time the capture's requests to the (in-process) Execution API."""
+
+    def wrap(original: Any) -> Any:
+        def send(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if active:
+                    active[-1].api_calls += 1
+                    active[-1].api_seconds += time.perf_counter() - start
+
+        return send
+
+    return wrap
+
+
+def capture_timer(samples: list[Sample], active: list[Breakdown]) -> Callable[[Any], Any]:
     from airflow_resume_provider.state import storage
 
     def wrap(original: Any) -> Any:
         def wrapper(ti: Any) -> Any:
-            active.append({})
+            active.append(Breakdown())
             start = time.perf_counter()
             try:
                 return original(ti)
             finally:
                 elapsed = time.perf_counter() - start
+                breakdown = active.pop()
                 location = storage.location_for(
                     dag_id=ti.dag_id,
                     run_id=ti.run_id,
@@ -239,16 +270,18 @@ def capture_timer(samples: list[Sample], active: list[dict[str, float]]) -> Call
                     map_index=-1 if ti.map_index is None else int(ti.map_index),
                     try_number=ti.try_number,
                 )
-                samples.append(Sample(ti.task_id, elapsed, location.url, active.pop()))
+                samples.append(Sample(ti.task_id, elapsed, location.url, breakdown))
 
         return wrapper
 
     return wrap
 
 
+#: Sequential steps of capture_attempt, timed separately (module, function).
 PHASES = (
     ("capture", "resume_enabled"),
     ("capture", "build_record"),
+    ("storage", "location_for"),
     ("storage", "prepare"),
     ("storage", "encode"),
     ("storage", "write_bytes"),
@@ -256,15 +289,18 @@ PHASES = (
 
 
 def timed_run(dag_id: str) -> tuple[list[Sample], float]:
-    """Run a DAG with every capture call (and its phases) timed."""
+    """Run a DAG with every capture call (its phases and Execution API requests) timed."""
+    from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+
     from airflow_resume_provider import capture
     from airflow_resume_provider.state import storage
 
     modules = {"capture": capture, "storage": storage}
     samples: list[Sample] = []
-    active: list[dict[str, float]] = []
+    active: list[Breakdown] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(patched(capture, "capture_attempt", capture_timer(samples, active)))
+        stack.enter_context(patched(InProcessSupervisorComms, "send", api_counter(active)))
         for module, name in PHASES:
             stack.enter_context(patched(modules[module], name, phase_timer(active, name)))
         _, wall = run_dag(dag_id)
@@ -273,14 +309,22 @@ def timed_run(dag_id: str) -> tuple[list[Sample], float]:
     return samples, wall
 
 
-def phase_medians(samples: list[Sample]) -> dict[str, float]:
-    """Median ms per capture phase; the rest is the state-ref XCom push, helper threads and config."""
+def breakdown_summary(samples: list[Sample]) -> dict[str, Any]:
+    """Median ms per capture phase, and the Execution API requests made per capture."""
     medians = {
-        name: statistics.median([s.phases.get(name, 0.0) for s in samples]) * 1000 for _, name in PHASES
+        name: statistics.median([s.breakdown.phases.get(name, 0.0) for s in samples]) * 1000
+        for _, name in PHASES
     }
-    rest = [s.seconds - sum(s.phases.values()) for s in samples]
-    medians["other (xcom_push of state ref, threads, conf)"] = statistics.median(rest) * 1000
-    return medians
+    rest = [s.seconds - sum(s.breakdown.phases.values()) for s in samples]
+    medians["rest (xcom_push of the state ref, helper threads, conf)"] = statistics.median(rest) * 1000
+    return {
+        "phase_medians_ms": medians,
+        "execution_api_calls_per_capture": statistics.median([s.breakdown.api_calls for s in samples]),
+        "execution_api_ms_per_capture_median": statistics.median([s.breakdown.api_seconds for s in samples])
+        * 1000,
+        "execution_api_share_of_capture": sum(s.breakdown.api_seconds for s in samples)
+        / sum(s.seconds for s in samples),
+    }
 
 
 # --- 1 + 3: local folder ----------------------------------------------------------------------------
@@ -315,7 +359,7 @@ def local_benchmark() -> dict[str, Any]:
         "baseline_plain_write": baseline_stats,
         "ratio_of_medians": capture_stats["median_ms"] / baseline_stats["median_ms"],
         "extra_ms_per_task": capture_stats["median_ms"] - baseline_stats["median_ms"],
-        "phase_medians_ms": phase_medians(samples),
+        "breakdown": breakdown_summary(samples),
         "dag_wall_s": wall,
         "bytes": {
             "total_state_bytes": sum(sizes),
@@ -418,7 +462,7 @@ def s3_benchmark(workdir: Path) -> dict[str, Any]:
         "round_trips_ratio": capture_stats["median_ms"] / baseline_stats["median_ms"],
         "extra_ms_per_task": capture_stats["median_ms"] - baseline_stats["median_ms"],
         "first_capture_ms": samples[0].seconds * 1000,
-        "phase_medians_ms": phase_medians(samples),
+        "breakdown": breakdown_summary(samples),
         "dag_wall_s": wall,
     }
 
@@ -445,18 +489,33 @@ def wall_time_benchmark() -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            *results_table(results),
+            "",
+            *breakdown_table(results),
+            "",
+            "Machine: " + ", ".join(f"{k}={v}" for k, v in results["machine"].items()),
+            f"Airflow ERROR log lines during the runs: {results['airflow_log']['error_lines']} "
+            f"(of which 'XCom not found': {results['airflow_log']['xcom_not_found_lines']})",
+            f"Total benchmark runtime: {results['total_runtime_s']:.0f} s",
+        ]
+    )
+
+
+def results_table(results: dict[str, Any]) -> list[str]:
     local, s3, size, wall = results["local"], results["s3"], results["local"]["bytes"], results["wall_time"]
     lc, lb = local["capture"], local["baseline_plain_write"]
     sc, sb = s3["capture"], s3["baseline_plain_put"]
     rows = [
         ("Local capture / task, median (ms)", lc["median_ms"], lb["median_ms"], local["ratio_of_medians"]),
         ("Local capture / task, p95 (ms)", lc["p95_ms"], lb["p95_ms"], lc["p95_ms"] / lb["p95_ms"]),
-        ("Local extra per task (ms, median diff)", local["extra_ms_per_task"], None, None),
+        ("Local extra per task (ms, diff of medians)", local["extra_ms_per_task"], None, None),
         ("S3 (moto) capture / task, median (ms)", sc["median_ms"], sb["median_ms"], s3["round_trips_ratio"]),
         ("S3 (moto) capture / task, p95 (ms)", sc["p95_ms"], sb["p95_ms"], sc["p95_ms"] / sb["p95_ms"]),
-        ("S3 extra per task (ms, median diff)", s3["extra_ms_per_task"], None, None),
+        ("S3 extra per task (ms, diff of medians)", s3["extra_ms_per_task"], None, None),
         (
-            "State bytes total vs XCom bytes (KiB)",
+            f"State bytes, total vs XCom {PAYLOAD_TASKS} x 10 KiB (KiB)",
             size["total_state_bytes"] / 1024,
             size["total_xcom_bytes"] / 1024,
             size["bytes_ratio"],
@@ -474,27 +533,46 @@ def markdown(results: dict[str, Any]) -> str:
             wall["median_on_s"] / wall["median_off_s"],
         ),
     ]
-    lines = [
+    return [
         "| Measurement | Resume capture | Baseline | Ratio |",
         "|---|---:|---:|---:|",
         *(f"| {name} | {a:.2f} | {_cell(b)} | {_cell(r, 'x')} |" for name, a, b, r in rows),
         "",
         "Baselines: local = open/write/fsync/close of the same bytes in the same folder; "
-        "S3 = one ObjectStoragePath.write_bytes (PUT) of the same bytes; wall time = resume off.",
+        "S3 = one ObjectStoragePath.write_bytes (PUT) of the same bytes; wall time = params resume False.",
         f"Wall-time overhead with resume on: {wall['overhead_pct']:+.1f}% "
         f"({wall['extra_ms_per_task']:+.1f} ms per task).",
-        "",
-        "| Capture phase, median ms | Local | S3 |",
-        "|---|---:|---:|",
-        *(
-            f"| {phase} | {ms:.2f} | {s3['phase_medians_ms'].get(phase, float('nan')):.2f} |"
-            for phase, ms in local["phase_medians_ms"].items()
-        ),
-        "",
-        "Machine: " + ", ".join(f"{k}={v}" for k, v in results["machine"].items()),
-        f"Total benchmark runtime: {results['total_runtime_s']:.0f} s",
     ]
-    return "\n".join(lines)
+
+
+def breakdown_table(results: dict[str, Any]) -> list[str]:
+    local, s3 = results["local"]["breakdown"], results["s3"]["breakdown"]
+    rows = [
+        (phase, ms, s3["phase_medians_ms"].get(phase, float("nan")))
+        for phase, ms in local["phase_medians_ms"].items()
+    ]
+    rows += [
+        (
+            "Execution API requests per capture (count)",
+            local["execution_api_calls_per_capture"],
+            s3["execution_api_calls_per_capture"],
+        ),
+        (
+            "Execution API time per capture (ms)",
+            local["execution_api_ms_per_capture_median"],
+            s3["execution_api_ms_per_capture_median"],
+        ),
+        (
+            "Execution API share of capture time (%)",
+            local["execution_api_share_of_capture"] * 100,
+            s3["execution_api_share_of_capture"] * 100,
+        ),
+    ]
+    return [
+        "| Capture breakdown (medians) | Local | S3 |",
+        "|---|---:|---:|",
+        *(f"| {name} | {a:.2f} | {b:.2f} |" for name, a, b in rows),
+    ]
 
 
 def _cell(value: float | None, suffix: str = "") -> str:
@@ -506,18 +584,63 @@ def write_json(results: dict[str, Any]) -> None:
     RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
 
 
+# --- main -------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send everything written to fds 1 and 2 (Airflow's task logs included) to a file."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def log_facts(path: Path) -> dict[str, int]:
+    lines = path.read_text(errors="replace").splitlines()
+    errors = [line for line in lines if "[error" in line or " ERROR " in line]
+    return {
+        "error_lines": len(errors),
+        "xcom_not_found_lines": sum("XCom not found" in line for line in errors),
+    }
+
+
+def measure(home: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine_facts()}
+    results["local"] = local_benchmark()
+    results["wall_time"] = wall_time_benchmark()
+    results["s3"] = s3_benchmark(home)
+    return results
+
+
 def main() -> int:
     started = time.perf_counter()
     home = prepare_home()
+    airflow_log = home / "airflow-output.log"
     try:
         migrate_db()
-        results: dict[str, Any] = {"machine": machine_facts()}
-        results["local"] = local_benchmark()
-        results["wall_time"] = wall_time_benchmark()
-        results["s3"] = s3_benchmark(home)
-        results["total_runtime_s"] = time.perf_counter() - started
+        try:
+            with output_to(airflow_log):
+                results = measure(home)
+        except BaseException:
+            tail = airflow_log.read_text(errors="replace").splitlines()[-40:] if airflow_log.exists() else []
+            print("\n".join(["Last Airflow output:", *tail]), file=sys.stderr)
+            raise
+        results["airflow_log"] = log_facts(airflow_log)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    results["total_runtime_s"] = time.perf_counter() - started
     write_json(results)
     print(markdown(results))
     print(f"\nResults written to {RESULTS_FILE.relative_to(REPO)}")

@@ -50,6 +50,8 @@ elif BACKEND != "sqlite":
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["tests.stack_fixtures"]
+
 
 def airflow_cli(
     *args: str, env: dict[str, str] | None = None, check: bool = True

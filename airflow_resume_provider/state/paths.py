@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -38,6 +39,11 @@ def folder_url(folder: str) -> str:
     return f"{scheme}://{rest.rstrip('/')}"
 
 
+@functools.lru_cache(maxsize=8)
+def _compiled(template: str) -> jinja2.Template:
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False).from_string(template)
+
+
 def render_log_relpath(
     template: str, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int
 ) -> str:
@@ -54,8 +60,7 @@ def render_log_relpath(
             return template.format(
                 dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number, ti=ti
             )
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-        return env.from_string(template).render(ti=ti, try_number=try_number)
+        return _compiled(template).render(ti=ti, try_number=try_number)
     except (jinja2.UndefinedError, KeyError, AttributeError, IndexError) as err:
         raise ValueError(
             f"[logging] log_filename_template {template!r} uses a value the state path cannot be built from "

@@ -1,5 +1,5 @@
 """
-End-to-end fixtures: one real Airflow stack per test session.
+Fixtures for end-to-end and browser tests: one real Airflow stack per test session, shared.
 
 With ``RESUME_TEST_DB=sqlite`` (default) the stack uses SQLite and remote logging to S3 served by
 ``moto_server`` over HTTP; with ``RESUME_TEST_DB=postgres`` it uses PostgreSQL and local logs.

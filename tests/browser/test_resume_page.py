@@ -1,0 +1,133 @@
+"""The Resume tab in a real browser (Debian's Chromium driven by Playwright) against a real Airflow."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tools.airflow_stack import REPO, USERS, wait_for
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = REPO / "docs" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+    assert Path(path).exists(), "Debian's chromium is needed for the browser tests (apt-get install chromium)"
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def logged_in_page(browser, stack, user: str):
+    context = browser.new_context(viewport={"width": 1400, "height": 1050})
+    page = context.new_page()
+    page.goto(stack.url + "/")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(USERS[user])
+    page.get_by_role("button", name="Sign in").click()
+    wait_for(lambda: any(c["name"] == "_token" for c in context.cookies()), timeout=30, what="signed in")
+    return page
+
+
+def open_resume_tab(page, stack, dag_id: str, run_id: str):
+    page.goto(f"{stack.url}/dags/{dag_id}/runs/{quote(run_id, safe='')}")
+    page.get_by_role("link", name="Resume", exact=True).click()
+    frame = page.frame_locator("iframe")
+    frame.locator("#verdict").wait_for(timeout=30_000)
+    return frame
+
+
+def test_resume_a_failed_run_from_the_ui(browser, stack):
+    stack.set_variable("resume_example_fail", "true")
+    run_id = stack.trigger("resume_example_etl")
+    assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
+    stack.set_variable("resume_example_fail", "false")
+
+    page = logged_in_page(browser, stack, "admin")
+    frame = open_resume_tab(page, stack, "resume_example_etl", run_id)
+    assert "Resumable" in frame.locator("#verdict").inner_text()
+    assert "RuntimeError" in frame.locator("body").inner_text()
+    steps = frame.locator("#timeline > li")
+    assert steps.count() == 3
+    assert steps.nth(0).get_attribute("data-action") == "restored"
+    assert "row_count" in steps.nth(0).inner_text()  # the restored XComs are previewed
+    assert "resume point" in steps.nth(1).inner_text()
+    assert "Unchanged" in frame.locator("#structure").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "resume-tab.png"))
+
+    frame.locator("#resume-btn").click()
+    assert frame.locator("#confirm").is_visible()
+    frame.locator("#confirm-yes").click()
+    new_run = frame.locator("#new-run")
+    new_run.wait_for(timeout=30_000)
+    assert new_run.inner_text() == f"resume__{run_id}__1"
+    page.screenshot(path=str(SCREENSHOTS / "resume-tab-resumed.png"))
+    assert stack.wait_for_run("resume_example_etl", f"resume__{run_id}__1") == "success"
+
+    # The link inside the sandboxed frame opens the new run's Resume view in the same frame.
+    frame.locator("#new-run-link").click()
+    frame.locator("#lineage").wait_for(timeout=30_000)
+    assert run_id in frame.locator("#lineage").inner_text()
+
+
+def test_a_refused_run_shows_the_reason(browser, stack):
+    run_id = stack.trigger("resume_test_sleepy")
+    wait_for(
+        lambda: (
+            stack.task_instances("resume_test_sleepy", run_id).get("sleepy", {}).get("state") == "running"
+        ),
+        timeout=120,
+        what="sleepy running",
+    )
+    with stack.client() as client:
+        client.patch(
+            f"/api/v2/dags/resume_test_sleepy/dagRuns/{run_id}/taskInstances/sleepy",
+            json={"new_state": "failed"},
+        )
+    assert stack.wait_for_run("resume_test_sleepy", run_id) == "failed"
+
+    page = logged_in_page(browser, stack, "admin")
+    frame = open_resume_tab(page, stack, "resume_test_sleepy", run_id)
+    assert "Not resumable" in frame.locator("#verdict").inner_text()
+    assert "set to failed" in frame.locator("#reason").inner_text()
+    assert frame.locator("#resume-btn").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "resume-tab-refused.png"))
+
+
+def test_a_viewer_sees_the_page_read_only_and_dark_mode_follows_airflow(browser, stack):
+    stack.set_variable("resume_example_fail", "true")
+    run_id = stack.trigger("resume_example_etl")
+    assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
+
+    page = logged_in_page(browser, stack, "viewer")
+    page.evaluate("localStorage.setItem('theme', 'dark')")
+    frame = open_resume_tab(page, stack, "resume_example_etl", run_id)
+    assert "Resumable" in frame.locator("#verdict").inner_text()
+    assert frame.locator("#read-only").is_visible()
+    assert frame.locator("#resume-btn").count() == 0
+    assert "dark" in (frame.locator("html").get_attribute("class") or "")
+    page.screenshot(path=str(SCREENSHOTS / "resume-tab-viewer-dark.png"))
