@@ -28,18 +28,30 @@ def signing_key() -> bytes:
     return _get("signing_key").encode()
 
 
-def capture_timeout() -> float:
-    """``[resume] capture_timeout`` in seconds (> 0)."""
-    raw = _get("capture_timeout")
+def _seconds(option: str) -> float:
+    raw = _get(option)
     try:
         value = float(raw)
     except ValueError as err:
-        raise ValueError(f"[resume] capture_timeout must be a number of seconds, got {raw!r}") from err
+        raise ValueError(f"[resume] {option} must be a number of seconds, got {raw!r}") from err
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"[resume] capture_timeout must be a finite number of seconds greater than 0, got {raw!r}"
-        )
+        raise ValueError(f"[resume] {option} must be a finite number of seconds greater than 0, got {raw!r}")
     return value
+
+
+def capture_timeout() -> float:
+    """``[resume] capture_timeout`` in seconds (> 0)."""
+    return _seconds("capture_timeout")
+
+
+def retry_sweep_interval() -> float:
+    """``[resume] retry_sweep_interval`` in seconds (> 0)."""
+    return _seconds("retry_sweep_interval")
+
+
+def retry_sweep_lookback() -> float:
+    """``[resume] retry_sweep_lookback`` in seconds (> 0)."""
+    return _seconds("retry_sweep_lookback")
 
 
 def logging_folder() -> tuple[str, str]:

@@ -55,6 +55,28 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "example": "5",
         "default": "10",
     },
+    "retry_sweep_interval": {
+        "description": (
+            "Seconds between the scheduler's checks for failed runs that are due an automatic retry "
+            "(DAGs with params resume.retries > 0) and have none yet, e.g. because a scheduler stopped "
+            "right after the failure. Each failure is normally retried within a second by the "
+            "scheduler that failed the run; the check is the safety net.\n"
+        ),
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "30",
+        "default": "60",
+    },
+    "retry_sweep_lookback": {
+        "description": (
+            "How far back (seconds since the run ended) the scheduler's check looks for failed runs "
+            "still due an automatic retry. Older failures are left alone.\n"
+        ),
+        "version_added": "0.1.0",
+        "type": "float",
+        "example": "3600",
+        "default": "86400",
+    },
 }
 
 

@@ -48,3 +48,42 @@ def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
             capture.forget(task_instance)
     except Exception:
         log.warning("Resume bookkeeping failed; no impact on the task.", exc_info=True)
+
+
+def _is_scheduler(component: Any) -> bool:
+    return getattr(component, "job_type", None) == "SchedulerJob"
+
+
+@hookimpl
+def on_starting(component: Any) -> None:
+    try:
+        if type(component).__name__ == "Job":
+            from airflow_resume_provider import retry
+
+            # The hook runs inside Job.__init__, before the job runner sets job_type: look a moment later.
+            retry.start_worker_when(lambda: _is_scheduler(component))
+    except Exception:
+        log.warning("Could not start the resume retry worker; no impact on the scheduler.", exc_info=True)
+
+
+@hookimpl
+def before_stopping(component: Any) -> None:
+    try:
+        if _is_scheduler(component):
+            from airflow_resume_provider import retry
+
+            retry.stop_worker()
+    except Exception:
+        log.warning("Could not stop the resume retry worker; no impact on the scheduler.", exc_info=True)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    try:
+        from airflow_resume_provider import retry
+
+        retry.on_run_failed(dag_run, msg)
+    except Exception:
+        log.warning(
+            "Could not queue the run for an automatic retry; no impact on the scheduler.", exc_info=True
+        )

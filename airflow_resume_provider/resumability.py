@@ -269,7 +269,14 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
     if isinstance(marker, dict):
         facts.lineage = {
             k: marker.get(k)
-            for k in ("parent_run_id", "root_run_id", "resume_count", "resumed_at_task_id", "kind")
+            for k in (
+                "parent_run_id",
+                "root_run_id",
+                "resume_count",
+                "resumed_at_task_id",
+                "kind",
+                "retry_attempt",
+            )
         }
     resumed_id, _root, _count = resumed_run_id_for(dag_run.run_id, dag_run.conf)
     if session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == resumed_id)):
@@ -320,9 +327,17 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
     location = storage.location_for(
         dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=point, map_index=-1, try_number=try_number
     )
-    if facts.manual_kill is None and point == facts.failed_task_id:
+    if facts.manual_kill is None:
+        failed_ti = tis[facts.failed_task_id]
+        failed_location = storage.location_for(
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            task_id=failed_ti.task_id,
+            map_index=-1,
+            try_number=max(failed_ti.try_number or 1, 1),
+        )
         try:
-            facts.manual_kill = killed_marker(location)
+            facts.manual_kill = killed_marker(failed_location)
         except StateStorageError as err:
             facts.state_error_code, facts.state_error = STATE_UNREACHABLE, f"{where}: {err}"
             return facts

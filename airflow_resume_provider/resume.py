@@ -111,9 +111,16 @@ def resume(
     triggered_by: str = "rest_api",
     delay_seconds: float = 0,
     kind: str = KIND_MANUAL,
+    retry_attempt: int | None = None,
+    note: str | None = None,
+    extra_marker: dict[str, Any] | None = None,
 ) -> ResumeOutcome:
     """
     Resume a failed run, or return the run that already resumed it. Commits ``session``.
+
+    :param retry_attempt: for automatic retries, the attempt number the new run is; otherwise the
+        count is inherited from the failed run.
+    :param note: the new run's note; default "Resumed from <run> at <task>".
 
     :raises RunNotFoundError: unknown DAG or run.
     :raises NotResumableError: the verdict refuses; its reason says why.
@@ -143,6 +150,9 @@ def resume(
             triggered_by=triggered_by,
             delay_seconds=delay_seconds,
             kind=kind,
+            retry_attempt=retry_attempt,
+            note=note,
+            extra_marker=extra_marker or {},
         )
         session.commit()
     except IntegrityError:
@@ -188,6 +198,9 @@ def _create_resumed_run(
     triggered_by: str,
     delay_seconds: float,
     kind: str,
+    retry_attempt: int | None,
+    note: str | None,
+    extra_marker: dict[str, Any],
 ) -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.state import DagRunState, TaskInstanceState
@@ -197,12 +210,17 @@ def _create_resumed_run(
     head = chain.head
     point = facts.resume_task_id
     now = datetime.now(timezone.utc)
+    source_marker = (source.conf or {}).get(CONF_KEY) or {}
+    if retry_attempt is None:
+        retry_attempt = int(source_marker.get("retry_attempt", 0))
     marker = {
+        **extra_marker,
         "parent_run_id": source.run_id,
         "root_run_id": root,
         "resume_count": count,
         "resumed_at_task_id": point,
         "kind": kind,
+        "retry_attempt": retry_attempt,
         "logical_date": head.inputs.logical_date,
         "data_interval_start": head.inputs.data_interval_start,
         "data_interval_end": head.inputs.data_interval_end,
@@ -210,9 +228,7 @@ def _create_resumed_run(
         "source": chain.head_ref.model_dump(),
     }
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
-    note = f"Resumed from {source.run_id} at {point}"
-    if kind == KIND_RETRY:
-        note = f"Automatic retry {count}: resumed from {source.run_id} at {point}"
+    note = note or f"Resumed from {source.run_id} at {point}"
     new_run = dag.create_dagrun(
         run_id=new_run_id,
         logical_date=None,

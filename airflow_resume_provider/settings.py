@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from airflow_resume_provider.exceptions import ResumeConfigError
 
@@ -24,9 +35,31 @@ class ResumeSettings(BaseModel):
     retries: StrictInt = Field(default=0, ge=0, le=100)
     retry_delay: StrictFloat = Field(default=0.0, ge=0)
     on_retry: StrictBool = False
+    #: Retry only failures whose exception type name is listed (empty: any failure).
+    retry_exceptions: list[StrictStr] = Field(default_factory=list)
+    #: Retry only failures whose message matches this regular expression (re.search).
+    retry_message_pattern: StrictStr | None = None
+    #: Stop retrying when the same task fails with the same error twice in a row.
+    stop_on_repeated_error: StrictBool = True
+
+    @field_validator("retry_message_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"not a valid regular expression: {err}") from None
+        return pattern
 
 
 DISABLED = ResumeSettings(enabled=False)
+
+ACCEPTED_KEYS = (
+    "enabled (bool), retries (int 0-100), retry_delay (seconds >= 0), on_retry (bool), "
+    "retry_exceptions (list of exception type names), retry_message_pattern (regex), "
+    "stop_on_repeated_error (bool)"
+)
 
 
 def parse_settings(value: Any, *, dag_id: str) -> ResumeSettings:
@@ -44,15 +77,14 @@ def parse_settings(value: Any, *, dag_id: str) -> ResumeSettings:
     if not isinstance(value, dict):
         raise ResumeConfigError(
             f"DAG {dag_id!r}: params['{PARAM_NAME}'] must be true, false or a mapping with the keys "
-            f"enabled, retries, retry_delay, on_retry; got {type(value).__name__} {value!r}."
+            f"{ACCEPTED_KEYS}; got {type(value).__name__} {value!r}."
         )
     try:
         return ResumeSettings.model_validate(value)
     except ValidationError as err:
         problems = "; ".join(_problems(err))
         raise ResumeConfigError(
-            f"DAG {dag_id!r}: invalid params['{PARAM_NAME}']: {problems}. "
-            "Accepted keys: enabled (bool), retries (int >= 0), retry_delay (seconds >= 0), on_retry (bool)."
+            f"DAG {dag_id!r}: invalid params['{PARAM_NAME}']: {problems}. Accepted keys: {ACCEPTED_KEYS}."
         ) from None
 
 

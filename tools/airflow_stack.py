@@ -97,6 +97,7 @@ class AirflowStack:
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
             AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(self.logs),
             AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL="0",
+            AIRFLOW__RESUME__RETRY_SWEEP_INTERVAL="3",
         )
         if self.pg_db:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
@@ -220,6 +221,14 @@ class AirflowStack:
             interval=1,
             what=f"run {run_id} in {states}",
         )
+
+    def note(self, dag_id: str, run_id: str) -> str:
+        with self.client() as c:
+            return c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json().get("note") or ""
+
+    def run_exists(self, dag_id: str, run_id: str) -> bool:
+        with self.client() as c:
+            return c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").status_code == 200
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
         with self.client() as c:

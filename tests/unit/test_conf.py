@@ -24,7 +24,14 @@ CONFIG_VARS = [
     "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID",
     "AIRFLOW__LOGGING__LOG_FILENAME_TEMPLATE",
 ]
-OPTIONS = {"state_folder", "state_conn_id", "signing_key", "capture_timeout"}
+OPTIONS = {
+    "state_folder",
+    "state_conn_id",
+    "signing_key",
+    "capture_timeout",
+    "retry_sweep_interval",
+    "retry_sweep_lookback",
+}
 
 
 @pytest.fixture(autouse=True)

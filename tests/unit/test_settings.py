@@ -72,7 +72,7 @@ def test_non_mapping_value_is_refused_naming_dag_and_type(value, shown):
     message = str(exc.value)
     assert "DAG 'my_dag'" in message
     assert "params['resume'] must be true, false or a mapping" in message
-    assert "enabled, retries, retry_delay, on_retry" in message
+    assert "enabled (bool), retries (int 0-100), retry_delay (seconds >= 0), on_retry (bool)" in message
     assert f"got {shown}" in message
 
 
@@ -84,8 +84,8 @@ def test_unknown_key_is_named():
     assert "invalid params['resume']" in message
     assert "key 'retry': unknown key" in message
     assert (
-        "Accepted keys: enabled (bool), retries (int >= 0), retry_delay (seconds >= 0), on_retry (bool)"
-        in (message)
+        "Accepted keys: enabled (bool), retries (int 0-100), retry_delay (seconds >= 0), on_retry (bool)"
+        in message
     )
 
 
@@ -161,3 +161,18 @@ def test_settings_for_names_the_dag_when_invalid():
     dag = make_dag("resume_bad_dag", {"resume": {"retries": "many"}})
     with pytest.raises(ResumeConfigError, match=r"DAG 'resume_bad_dag'.*key 'retries'"):
         settings_for(dag)
+
+
+def test_retry_filters_are_validated():
+    settings = parse_settings(
+        {"retries": 1, "retry_exceptions": ["TimeoutError"], "retry_message_pattern": "temporar(y|ily)"},
+        dag_id="d",
+    )
+    assert settings.retry_exceptions == ["TimeoutError"]
+    assert settings.stop_on_repeated_error is True
+    with pytest.raises(
+        ResumeConfigError, match=r"key 'retry_message_pattern': .*not a valid regular expression"
+    ):
+        parse_settings({"retry_message_pattern": "(unclosed"}, dag_id="d")
+    with pytest.raises(ResumeConfigError, match=r"key 'retry_exceptions'"):
+        parse_settings({"retry_exceptions": "TimeoutError"}, dag_id="d")

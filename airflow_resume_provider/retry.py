@@ -1,0 +1,325 @@
+"""
+Resume on retry: bounded, automatic DAG-run-level retries, created on the scheduler's side.
+
+The scheduler's ``on_dag_run_failed`` listener only puts the failed run on a queue and returns: it
+never touches the scheduler's session (a commit there stops the scheduler). A background thread with
+its own sessions waits until the failure is committed, decides (:func:`decide_retry`, a pure
+function), and creates the retry through the resume service: a resumed run at the failed task
+(``on_retry: true``) or a full rerun with the same inputs (``on_retry: false``), after
+``retry_delay``. A periodic sweep catches failures whose retry was not created (a scheduler stopped
+in between). Run ids are deterministic, so a failure is retried at most once, also with several
+schedulers. Every decision is written in the failed run's note.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_resume_provider import conf
+from airflow_resume_provider.bookkeeping import CONF_KEY
+from airflow_resume_provider.exceptions import ResumeConfigError
+from airflow_resume_provider.resumability import MANUAL_KILL, STATE_UNREACHABLE, Verdict, decide, gather_facts
+from airflow_resume_provider.settings import ResumeSettings, settings_for
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+#: The ``on_dag_run_failed`` message of a run failed by its tasks (not a timeout, not by hand).
+TASK_FAILURE = "task_failure"
+COMMIT_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    retry: bool
+    #: The attempt number the retry is (or would have been), counted across the chain of runs.
+    attempt: int
+    note: str
+    #: False when the decision may change later (e.g. the state folder was unreachable).
+    final: bool = True
+
+
+def _failure_signature(failure: dict[str, Any] | None, task_id: str | None) -> tuple | None:
+    if not failure:
+        return None
+    return (task_id, failure.get("exception_type"), failure.get("message"))
+
+
+def decide_retry(settings: ResumeSettings, verdict: Verdict, source_marker: dict[str, Any]) -> RetryDecision:
+    """Whether a failed run is retried automatically, as a pure function of recorded facts."""
+    attempt = int(source_marker.get("retry_attempt", 0)) + 1
+    failure = verdict.failure
+    if verdict.reason_code == MANUAL_KILL:
+        return RetryDecision(False, attempt, "Not retried: the run was stopped by hand.")
+    if verdict.reason_code == STATE_UNREACHABLE:
+        return RetryDecision(False, attempt, f"Retry postponed: {verdict.reason}", final=False)
+    if not verdict.resumable:
+        return RetryDecision(False, attempt, f"Not retried: {verdict.reason}")
+    if attempt > settings.retries:
+        return RetryDecision(
+            False,
+            attempt,
+            f"Not retried: automatic retries exhausted ({settings.retries} of {settings.retries}).",
+        )
+    if settings.retry_exceptions:
+        kind = (failure or {}).get("exception_type")
+        if kind not in settings.retry_exceptions:
+            return RetryDecision(
+                False,
+                attempt,
+                f"Not retried: the error {kind or '(none recorded)'} is not in retry_exceptions "
+                f"{settings.retry_exceptions}.",
+            )
+    if settings.retry_message_pattern:
+        message = (failure or {}).get("message") or ""
+        if not re.search(settings.retry_message_pattern, message):
+            return RetryDecision(
+                False,
+                attempt,
+                f"Not retried: the error message does not match retry_message_pattern {settings.retry_message_pattern!r}.",
+            )
+    if settings.stop_on_repeated_error:
+        current = _failure_signature(failure, verdict.failed_task_id)
+        previous = source_marker.get("parent_failure")
+        if current is not None and previous and current == tuple(previous):
+            return RetryDecision(
+                False,
+                attempt,
+                f"Not retried: task {verdict.failed_task_id!r} failed twice in a row with the same error "
+                f"({failure.get('exception_type')}: {failure.get('message')}); retrying again would not help.",  # type: ignore[union-attr]
+            )
+    return RetryDecision(True, attempt, "")
+
+
+def _append_note(session: Session, dag_run: Any, text: str) -> None:
+    """Add ``text`` to the run's note once (the sweep may decide the same thing again)."""
+    current = dag_run.note or ""
+    if text in current:
+        return
+    dag_run.note = f"{current}\n{text}".strip() if current else text
+    session.commit()
+
+
+def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision | None:
+    """
+    Decide and, if due, create the automatic retry of a failed run. Commits ``session``.
+
+    :return: the decision, or None when the run is not a candidate (retries off, not failed).
+    """
+    from airflow_resume_provider.resumability import resumed_run_id_for
+    from airflow_resume_provider.resume import KIND_RETRY, RunNotFoundError, load_dag_and_run, resume
+
+    try:
+        dag, dag_run = load_dag_and_run(session, dag_id, run_id)
+        settings = settings_for(dag)
+    except (RunNotFoundError, ResumeConfigError):
+        return None
+    if not settings.enabled or settings.retries == 0 or dag_run.state != "failed":
+        return None
+    marker = (dag_run.conf or {}).get(CONF_KEY) or {}
+    verdict = decide(gather_facts(session, dag, dag_run))
+    if verdict.resumed_run_id:
+        return RetryDecision(False, int(marker.get("retry_attempt", 0)) + 1, "already resumed")
+    decision = decide_retry(settings, verdict, marker)
+    if not decision.retry:
+        if decision.final:
+            _append_note(session, dag_run, decision.note)
+        log.info("Run %s of DAG %s: %s", run_id, dag_id, decision.note)
+        return decision
+
+    from_task = None if settings.on_retry else verdict.plan[0].task_id
+    new_run_id, _root, _count = resumed_run_id_for(run_id, dag_run.conf)
+    how = (
+        f"resumed from {run_id} at {verdict.failed_task_id}"
+        if settings.on_retry
+        else f"full rerun of {run_id}"
+    )
+    outcome = resume(
+        session,
+        dag_id,
+        run_id,
+        from_task_id=from_task,
+        triggered_by="timetable",
+        delay_seconds=settings.retry_delay,
+        kind=KIND_RETRY,
+        retry_attempt=decision.attempt,
+        note=f"Automatic retry {decision.attempt} of {settings.retries}: {how}",
+        extra_marker={"parent_failure": _failure_signature(verdict.failure, verdict.failed_task_id)},
+    )
+    if outcome.created:
+        _, dag_run = load_dag_and_run(session, dag_id, run_id)
+        _append_note(
+            session,
+            dag_run,
+            f"Retried automatically as {new_run_id} (attempt {decision.attempt} of {settings.retries}).",
+        )
+        log.info("Run %s of DAG %s failed; retry %s created", run_id, dag_id, new_run_id)
+    return decision
+
+
+def sweep(session_factory: Any, decided: set[tuple[str, str]]) -> int:
+    """Retry recent failed runs that are due one and have none; returns how many were created."""
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=conf.retry_sweep_lookback())
+    with session_factory() as session:
+        rows = session.execute(
+            select(DagRun.dag_id, DagRun.run_id).where(DagRun.state == "failed", DagRun.end_date >= cutoff)
+        ).all()
+        candidates: dict[str, list[str]] = {}
+        for dag_id, run_id in rows:
+            if (dag_id, run_id) not in decided:
+                candidates.setdefault(dag_id, []).append(run_id)
+        wanted = set()
+        for dag_id in candidates:
+            dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
+            try:
+                if dag is not None and settings_for(dag).retries > 0:
+                    wanted.add(dag_id)
+            except ResumeConfigError:
+                continue
+    created = 0
+    for dag_id in wanted:
+        for run_id in candidates[dag_id]:
+            decision = _handle(session_factory, dag_id, run_id)
+            if decision is None or decision.final:
+                decided.add((dag_id, run_id))
+            if decision is not None and decision.retry:
+                created += 1
+    return created
+
+
+def _handle(session_factory: Any, dag_id: str, run_id: str) -> RetryDecision | None:
+    try:
+        with session_factory() as session:
+            return schedule_retry(session, dag_id, run_id)
+    except Exception:
+        log.warning(
+            "Automatic retry of run %s of DAG %s failed; no impact on the scheduler.",
+            run_id,
+            dag_id,
+            exc_info=True,
+        )
+        return RetryDecision(False, 0, "error", final=False)
+
+
+class RetryWorker:
+    """The scheduler-side thread: retries queued failures and sweeps for missed ones."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.stopping = threading.Event()
+        self.decided: set[tuple[str, str]] = set()
+        self.thread = threading.Thread(target=self._run, name="resume-retry", daemon=True)
+
+    @staticmethod
+    def _session_factory():
+        from airflow.utils.session import create_session
+
+        # Never the scheduler's scoped session: this thread commits on its own.
+        return create_session(scoped=False)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+
+    def submit(self, dag_id: str, run_id: str) -> None:
+        self.queue.put((dag_id, run_id))
+
+    def _run(self) -> None:
+        next_sweep = time.monotonic()
+        while not self.stopping.is_set():
+            try:
+                dag_id, run_id = self.queue.get(timeout=max(0.0, min(1.0, next_sweep - time.monotonic())))
+            except queue.Empty:
+                pass
+            else:
+                self._retry_when_committed(dag_id, run_id)
+            if time.monotonic() >= next_sweep:
+                try:
+                    sweep(self._session_factory, self.decided)
+                except Exception:
+                    log.warning("Resume retry sweep failed; no impact on the scheduler.", exc_info=True)
+                next_sweep = time.monotonic() + conf.retry_sweep_interval()
+
+    def _retry_when_committed(self, dag_id: str, run_id: str) -> None:
+        from airflow.models.dagrun import DagRun
+        from sqlalchemy import select
+
+        # The listener runs before the scheduler commits the failure; wait for it to be visible.
+        deadline = time.monotonic() + COMMIT_WAIT_SECONDS
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            with self._session_factory() as session:
+                state = session.scalar(
+                    select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+                )
+            if state == "failed":
+                decision = _handle(self._session_factory, dag_id, run_id)
+                if decision is None or decision.final:
+                    self.decided.add((dag_id, run_id))
+                return
+            if state is None or state not in ("running", "queued"):
+                return
+            time.sleep(0.2)
+
+
+_worker: RetryWorker | None = None
+
+
+def start_worker() -> None:
+    global _worker
+    if _worker is None or _worker.pid != os.getpid():
+        _worker = RetryWorker()
+        _worker.start()
+
+
+def start_worker_when(is_scheduler: Any, wait_seconds: float = 30.0) -> None:
+    """Start the worker once ``is_scheduler()`` says this process runs the scheduler (checked off-thread)."""
+
+    def wait() -> None:
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if is_scheduler():
+                start_worker()
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=wait, name="resume-retry-start", daemon=True).start()
+
+
+def stop_worker() -> None:
+    global _worker
+    if _worker is not None and _worker.pid == os.getpid():
+        _worker.stop()
+    _worker = None
+
+
+def on_run_failed(dag_run: Any, msg: str) -> None:
+    """Called by the scheduler's listener: queue the run if a retry may be due. Returns at once."""
+    worker = _worker
+    if worker is None or worker.pid != os.getpid() or msg != TASK_FAILURE:
+        return
+    dag = getattr(dag_run, "dag", None)
+    if dag is not None:
+        try:
+            if settings_for(dag).retries == 0:
+                return
+        except ResumeConfigError:
+            return
+    worker.submit(dag_run.dag_id, dag_run.run_id)

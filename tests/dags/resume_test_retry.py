@@ -1,0 +1,62 @@
+"""
+Linear DAGs with automatic retries for the end-to-end tests.
+
+``flaky`` fails while it has run fewer than ``<dag_id>_failures`` times (Variable, default 2). Every
+task appends its name to ``<resume_test_ledger_dir>/<dag_id>.txt`` so tests count executions.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from airflow.sdk import DAG, Variable, task
+
+
+def _record(dag_id: str, step: str) -> int:
+    """Append ``step`` to the DAG's ledger; return how often ``step`` ran, this time included."""
+    folder = Variable.get("resume_test_ledger_dir", default="")
+    if not folder:
+        return 1
+    ledger = Path(folder) / f"{dag_id}.txt"
+    with ledger.open("a") as fh:
+        fh.write(step + "\n")
+    return ledger.read_text().split().count(step)
+
+
+def flaky_dag(dag_id: str, resume: dict, *, same_error: bool = False, sleep: bool = False) -> DAG:
+    with DAG(dag_id, schedule=None, params={"resume": resume}) as dag:
+
+        @task
+        def first():
+            _record(dag_id, "first")
+            return 21
+
+        @task
+        def flaky(value: int):
+            count = _record(dag_id, "flaky")
+            if sleep:
+                time.sleep(600)
+            if count <= int(Variable.get(f"{dag_id}_failures", default="2")):
+                detail = "backend unavailable" if same_error else f"backend unavailable (attempt {count})"
+                raise ConnectionError(detail)
+            return value * 2
+
+        @task
+        def last(value: int):
+            _record(dag_id, "last")
+            return value
+
+        last(flaky(first()))
+    return dag
+
+
+flaky_dag("resume_test_retry_two", {"retries": 2, "retry_delay": 1, "on_retry": True})
+flaky_dag("resume_test_retry_one", {"retries": 1, "on_retry": True})
+flaky_dag("resume_test_retry_fresh", {"retries": 1, "on_retry": False})
+flaky_dag("resume_test_retry_same_error", {"retries": 3, "on_retry": True}, same_error=True)
+flaky_dag(
+    "resume_test_retry_filtered", {"retries": 2, "on_retry": True, "retry_exceptions": ["TimeoutError"]}
+)
+flaky_dag("resume_test_retry_crash", {"retries": 1, "on_retry": True})
+flaky_dag("resume_test_retry_sleepy", {"retries": 2, "on_retry": True}, sleep=True)

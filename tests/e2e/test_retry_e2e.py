@@ -1,0 +1,137 @@
+"""Resume on retry with a real scheduler: bounded automatic retries, exactly once per failure."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tools.airflow_stack import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def ledger(stack, tmp_path):
+    stack.set_variable("resume_test_ledger_dir", str(tmp_path))
+
+    def executed(dag_id: str) -> list[str]:
+        path = tmp_path / f"{dag_id}.txt"
+        return path.read_text().split() if path.exists() else []
+
+    return executed
+
+
+def chain_run(root: str, n: int) -> str:
+    return f"resume__{root}__{n}"
+
+
+def wait_for_note(stack, dag_id: str, run_id: str, text: str, timeout: float = 90) -> str:
+    return wait_for(
+        lambda: (note := stack.note(dag_id, run_id)) and text in note and note,
+        timeout=timeout,
+        interval=1,
+        what=f"note containing {text!r} on {run_id}",
+    )
+
+
+def test_two_retries_resume_at_the_failed_task_until_success(stack, ledger):
+    dag = "resume_test_retry_two"
+    root = stack.trigger(dag)
+    assert stack.wait_for_run(dag, root) == "failed"
+    first = chain_run(root, 1)
+    wait_for(lambda: stack.run_exists(dag, first), timeout=60, what="first retry created")
+    assert stack.wait_for_run(dag, first) == "failed"
+    second = chain_run(root, 2)
+    wait_for(lambda: stack.run_exists(dag, second), timeout=60, what="second retry created")
+    assert stack.wait_for_run(dag, second) == "success"
+
+    assert ledger(dag) == ["first", "flaky", "flaky", "flaky", "last"]  # 'first' ran once in total
+    assert stack.note(dag, first).startswith(f"Automatic retry 1 of 2: resumed from {root} at flaky")
+    assert stack.note(dag, second).startswith(f"Automatic retry 2 of 2: resumed from {first} at flaky")
+    assert f"Retried automatically as {first} (attempt 1 of 2)" in stack.note(dag, root)
+    with stack.client() as c:
+        verdict = c.get(f"/resume/api/v1/dags/{dag}/dagRuns/{second}").json()
+    assert verdict["lineage"]["kind"] == "retry"
+    assert verdict["lineage"]["retry_attempt"] == 2
+    assert verdict["lineage"]["root_run_id"] == root
+
+
+def test_one_retry_then_the_last_failure_says_retries_are_exhausted(stack, ledger):
+    dag = "resume_test_retry_one"
+    root = stack.trigger(dag)
+    assert stack.wait_for_run(dag, root) == "failed"
+    first = chain_run(root, 1)
+    wait_for(lambda: stack.run_exists(dag, first), timeout=60, what="retry created")
+    assert stack.wait_for_run(dag, first) == "failed"
+    wait_for_note(stack, dag, first, "automatic retries exhausted (1 of 1)")
+    assert not stack.run_exists(dag, chain_run(root, 2))
+    assert ledger(dag) == ["first", "flaky", "flaky"]
+
+
+def test_on_retry_false_reruns_every_task(stack, ledger):
+    dag = "resume_test_retry_fresh"
+    stack.set_variable(f"{dag}_failures", "1")
+    root = stack.trigger(dag)
+    assert stack.wait_for_run(dag, root) == "failed"
+    first = chain_run(root, 1)
+    wait_for(lambda: stack.run_exists(dag, first), timeout=60, what="retry created")
+    assert stack.wait_for_run(dag, first) == "success"
+    assert ledger(dag) == ["first", "flaky", "first", "flaky", "last"]
+    assert stack.note(dag, first).startswith(f"Automatic retry 1 of 1: full rerun of {root}")
+
+
+def test_the_same_error_twice_in_a_row_stops_the_retries(stack, ledger):
+    dag = "resume_test_retry_same_error"
+    stack.set_variable(f"{dag}_failures", "10")
+    root = stack.trigger(dag)
+    assert stack.wait_for_run(dag, root) == "failed"
+    first = chain_run(root, 1)
+    wait_for(lambda: stack.run_exists(dag, first), timeout=60, what="retry created")
+    assert stack.wait_for_run(dag, first) == "failed"
+    note = wait_for_note(stack, dag, first, "failed twice in a row with the same error")
+    assert "ConnectionError: backend unavailable" in note
+    assert not stack.run_exists(dag, chain_run(root, 2))
+
+
+def test_errors_not_listed_in_retry_exceptions_are_not_retried(stack, ledger):
+    dag = "resume_test_retry_filtered"
+    root = stack.trigger(dag)
+    assert stack.wait_for_run(dag, root) == "failed"
+    wait_for_note(stack, dag, root, "Not retried: the error ConnectionError is not in retry_exceptions")
+    assert not stack.run_exists(dag, chain_run(root, 1))
+
+
+def test_a_run_stopped_by_hand_is_not_retried(stack, ledger):
+    dag = "resume_test_retry_sleepy"
+    root = stack.trigger(dag)
+    wait_for(
+        lambda: stack.task_instances(dag, root).get("flaky", {}).get("state") == "running",
+        timeout=120,
+        what="flaky running",
+    )
+    with stack.client() as c:
+        c.patch(f"/api/v2/dags/{dag}/dagRuns/{root}/taskInstances/flaky", json={"new_state": "failed"})
+    assert stack.wait_for_run(dag, root) == "failed"
+    wait_for_note(stack, dag, root, "Not retried: the run was stopped by hand.")
+    assert not stack.run_exists(dag, chain_run(root, 1))
+
+
+def test_a_scheduler_killed_right_after_the_failure_retries_exactly_once(stack, ledger):
+    dag = "resume_test_retry_crash"
+    stack.set_variable(f"{dag}_failures", "1")
+    root = stack.trigger(dag)
+    deadline = time.monotonic() + 180
+    while stack.run_state(dag, root) != "failed":
+        assert time.monotonic() < deadline, "run did not fail"
+        time.sleep(0.1)
+    stack.stop_component("scheduler", sig=signal.SIGKILL)
+    stack.start_component("scheduler", ["scheduler"])
+    first = chain_run(root, 1)
+    wait_for(lambda: stack.run_exists(dag, first), timeout=120, what="retry created after the restart")
+    assert stack.wait_for_run(dag, first) == "success"
+    with stack.client() as c:
+        runs = c.get(f"/api/v2/dags/{dag}/dagRuns", params={"limit": 50}).json()["dag_runs"]
+    assert sorted(r["dag_run_id"] for r in runs) == sorted([root, first])
+    assert ledger(dag).count("first") == 1
