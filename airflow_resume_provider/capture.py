@@ -47,6 +47,8 @@ AttemptKey = tuple[str, str, str, int, int]
 
 # The record written for the attempt running in this process, kept to add the failure without a read.
 _written: dict[AttemptKey, tuple[Any, StateRecord]] = {}
+# Attempts whose capture was tried in this process (written or not).
+_attempted: set[AttemptKey] = set()
 # What the running task announced in its resume_state_ref XCom (state file and extra XCom keys).
 _announced: dict[tuple[str, str, str, int], dict[str, Any]] = {}
 _tracker_installed = False
@@ -258,6 +260,7 @@ def capture_attempt(ti: RuntimeTaskInstance) -> None:
     """Write the attempt's state file before it executes, and point the next task at it."""
     if not resume_enabled(ti):
         return
+    _attempted.add(_attempt_key(ti))
     _install_xcom_key_tracker()
     try:
         record = build_record(ti)
@@ -279,11 +282,11 @@ def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -
     if not resume_enabled(ti):
         return
     key = _attempt_key(ti)
-    if key not in _written:
+    if key not in _attempted:
         # Template rendering failed before the running hook: record the inputs now.
         capture_attempt(ti)
-        if key not in _written:
-            return
+    if key not in _written:
+        return
     handle, record = _written[key]
     failure = FailureRecord(
         exception_type=type(error).__name__ if isinstance(error, BaseException) else "Error",
@@ -302,6 +305,7 @@ def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -
 
 def forget(ti: RuntimeTaskInstance) -> None:
     _written.pop(_attempt_key(ti), None)
+    _attempted.discard(_attempt_key(ti))
     _announced.pop(_task_key(ti), None)
 
 

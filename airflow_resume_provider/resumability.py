@@ -188,6 +188,8 @@ def build_plan(facts: RunFacts) -> list[PlanStep]:
                 keys = sorted({x.key for x in record.inputs.xcoms})
                 sources[record.inputs.upstream_task_id] = (ref.path, keys)
     point = facts.resume_task_id
+    if point is None:
+        return []  # nothing to resume at: no plan to show
     ids = [t.task_id for t in order]
     cut = ids.index(point) if point in ids else len(ids)
     steps = []

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Lint, type-check and run every test suite: unit, integration (SQLite and PostgreSQL), end-to-end.
+# Lint, type-check and run every test suite: unit, integration and end-to-end (SQLite, then PostgreSQL),
+# and the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if ! command -v chromium >/dev/null 2>&1; then
+  # The browser tests drive Debian's chromium (no browser download at run time).
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
 mypy
-pytest -p no:cacheprovider tests/unit tests/integration tests/e2e
+pytest -p no:cacheprovider tests/unit tests/integration tests/e2e tests/browser
 RESUME_TEST_DB=postgres pytest -p no:cacheprovider tests/integration tests/e2e

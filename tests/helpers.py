@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,6 @@ def run_existing_run(dag_id: str, run_id: str):
     from airflow.models.dagbag import DBDagBag
     from airflow.models.dagrun import DagRun
     from airflow.sdk.definitions.dag import _run_task
-    from airflow.utils import timezone
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
     from sqlalchemy import select
@@ -103,7 +103,7 @@ def run_existing_run(dag_id: str, run_id: str):
         dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
         dr.dag = DBDagBag().get_dag_for_run(dr, session=session)
         dr.state = DagRunState.RUNNING
-        dr.start_date = timezone.utcnow()
+        dr.start_date = datetime.now(timezone.utc)
         session.commit()
         for _ in range(100):
             if dr.state != DagRunState.RUNNING:

@@ -121,7 +121,7 @@ def read_bytes(location: StateLocation) -> bytes | None:
             try:
                 with open(location.local_path, "rb") as fh:
                     return fh.read()
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 return None
         path = object_path(location)
         if not path.exists():

@@ -238,3 +238,26 @@ def test_a_task_marked_failed_by_a_person_is_not_resumable():
     verdict = assess("resume_example_etl", dr.run_id)
     assert verdict.reason_code == "manual_kill"
     assert "set to failed by alice" in verdict.reason
+
+
+def test_a_failed_capture_makes_the_task_not_resumable_with_the_reason(monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the state folder should be")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", str(blocker))
+    dr = run_dag("resume_example_etl")
+    assert dr.state == "failed"
+    verdict = assess("resume_example_etl", dr.run_id)
+    assert verdict.reason_code == "state_not_recorded"
+    assert "the state of task 'transform' was not recorded" in verdict.reason
+    assert "not-a-folder" in verdict.reason
+
+
+def test_template_rendering_failures_are_captured_and_resumable(monkeypatch):
+    # No logical date: the BashOperator's {{ ds }} fails while rendering, before the task runs.
+    dr = run_dag("resume_test_chain")
+    assert dr.state == "failed"
+    assert ti_states("resume_test_chain", dr.run_id)["stamp"][0] == "failed"
+    doc = read_json(state_file("resume_test_chain", dr.run_id, "stamp"))
+    assert doc["failure"]["exception_type"] == "UndefinedError"
+    assert [x["task_id"] for x in doc["inputs"]["xcoms"]] == ["second"]
+    assert assess("resume_test_chain", dr.run_id).resumable

@@ -1,0 +1,243 @@
+"""
+Whether a failed run is retried automatically: ``decide_retry`` on real settings and verdicts.
+
+The note of each decision is written in the failed run's note, so the words are checked as well.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_resume_provider.resumability import (
+    MANUAL_KILL,
+    STATE_INVALID,
+    STATE_UNREACHABLE,
+    STRUCTURE_CHANGED,
+    PlanStep,
+    Verdict,
+)
+from airflow_resume_provider.retry import RetryDecision, decide_retry
+from airflow_resume_provider.settings import parse_settings
+from airflow_resume_provider.state.model import FailureRecord
+
+DAG_ID = "etl"
+RUN_ID = "scheduled__2024-01-02T00:00:00+00:00"
+WHERE = f"DAG {DAG_ID!r}, run {RUN_ID!r}"
+ERROR_TYPE = "ConnectionError"
+ERROR_MESSAGE = "warehouse unreachable: timed out after 30s"
+PLAN = [
+    PlanStep(
+        "extract",
+        "PythonOperator",
+        "restored",
+        source=f"file:///opt/airflow/logs/dag_id={DAG_ID}/run_id={RUN_ID}/task_id=transform/attempt=1.resume.json",
+        xcom_keys=["return_value"],
+    ),
+    PlanStep("transform", "PythonOperator", "run", resume_point=True),
+    PlanStep("load", "BashOperator", "run"),
+]
+
+
+def failure(exception_type: str = ERROR_TYPE, message: str = ERROR_MESSAGE) -> dict:
+    return FailureRecord(
+        exception_type=exception_type, message=message, try_number=1, recorded_at="2024-01-02T00:10:00+00:00"
+    ).model_dump()
+
+
+def verdict(
+    *,
+    code: str | None = None,
+    reason: str | None = None,
+    failure_: dict | None = None,
+    failed_task_id: str = "transform",
+) -> Verdict:
+    """A verdict for a run whose 'transform' task failed; resumable unless a reason code is given."""
+    return Verdict(
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        resumable=code is None,
+        reason_code=code,
+        reason=reason,
+        failed_task_id=failed_task_id,
+        resume_task_id=failed_task_id,
+        failure=failure() if failure_ is None else failure_,
+        plan=PLAN,
+        resumed_run_id=None,
+        lineage={},
+    )
+
+
+def settings(**values):
+    return parse_settings({"retries": 3, **values}, dag_id=DAG_ID)
+
+
+def marker_after(attempt: int, task_id: str = "transform", error=(ERROR_TYPE, ERROR_MESSAGE)) -> dict:
+    """The conf marker of retry ``attempt``, as stored in the run's conf (a JSON round trip)."""
+    marker = {
+        "root_run_id": RUN_ID,
+        "resume_count": attempt,
+        "kind": "retry",
+        "retry_attempt": attempt,
+        "parent_failure": (task_id, *error),
+    }
+    return json.loads(json.dumps(marker))
+
+
+# --- allowed ------------------------------------------------------------------------------------------
+
+
+def test_first_failure_is_retried_as_attempt_one():
+    assert decide_retry(settings(), verdict(), {}) == RetryDecision(True, 1, "")
+
+
+def test_attempt_counts_on_from_the_previous_retry():
+    different = marker_after(1, error=(ERROR_TYPE, "warehouse unreachable: connection refused"))
+    decision = decide_retry(settings(), verdict(), different)
+    assert decision.retry is True
+    assert decision.attempt == 2
+
+
+def test_last_allowed_attempt_is_retried():
+    decision = decide_retry(settings(retries=2, stop_on_repeated_error=False), verdict(), marker_after(1))
+    assert (decision.retry, decision.attempt) == (True, 2)
+
+
+# --- not resumable ------------------------------------------------------------------------------------
+
+
+def test_run_stopped_by_hand_is_never_retried():
+    reason = (
+        f"{WHERE}: task 'transform' was set to failed by admin; a run stopped on purpose is never resumed."
+    )
+    decision = decide_retry(settings(), verdict(code=MANUAL_KILL, reason=reason), {})
+    assert decision == RetryDecision(False, 1, "Not retried: the run was stopped by hand.", final=True)
+
+
+def test_unreachable_state_folder_postpones_the_decision():
+    reason = f"{WHERE}: the state folder cannot be reached: timed out. Try again when it is back."
+    decision = decide_retry(settings(), verdict(code=STATE_UNREACHABLE, reason=reason), {})
+    assert decision.retry is False
+    assert decision.final is False
+    assert decision.note == f"Retry postponed: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (
+            STRUCTURE_CHANGED,
+            f"{WHERE}: the DAG's structure changed since the run: task 'load' was removed. Trigger a new run "
+            "instead.",
+        ),
+        (STATE_INVALID, f"{WHERE}: State file x failed its integrity check."),
+    ],
+)
+def test_other_non_resumable_runs_are_not_retried_and_say_why(code, reason):
+    decision = decide_retry(settings(), verdict(code=code, reason=reason), {})
+    assert decision == RetryDecision(False, 1, f"Not retried: {reason}", final=True)
+
+
+def test_manual_kill_is_reported_even_when_retries_are_exhausted():
+    decision = decide_retry(settings(retries=1), verdict(code=MANUAL_KILL, reason="killed"), marker_after(1))
+    assert decision.note == "Not retried: the run was stopped by hand."
+
+
+# --- exhausted ----------------------------------------------------------------------------------------
+
+
+def test_retries_exhausted():
+    decision = decide_retry(settings(retries=2, stop_on_repeated_error=False), verdict(), marker_after(2))
+    assert decision == RetryDecision(
+        False, 3, "Not retried: automatic retries exhausted (2 of 2).", final=True
+    )
+
+
+def test_exhaustion_is_reported_before_the_error_filters():
+    chosen = settings(retries=1, retry_exceptions=["TimeoutError"])
+    decision = decide_retry(chosen, verdict(), marker_after(1))
+    assert decision.note == "Not retried: automatic retries exhausted (1 of 1)."
+
+
+# --- retry_exceptions ---------------------------------------------------------------------------------
+
+
+def test_listed_exception_type_is_retried():
+    decision = decide_retry(settings(retry_exceptions=["TimeoutError", ERROR_TYPE]), verdict(), {})
+    assert decision.retry is True
+
+
+def test_unlisted_exception_type_is_not_retried():
+    chosen = settings(retry_exceptions=["TimeoutError", ERROR_TYPE])
+    decision = decide_retry(chosen, verdict(failure_=failure("ValueError", "bad row 7")), {})
+    assert decision == RetryDecision(
+        False,
+        1,
+        "Not retried: the error ValueError is not in retry_exceptions ['TimeoutError', 'ConnectionError'].",
+    )
+
+
+def test_failure_without_a_record_is_not_retried_when_exceptions_are_listed():
+    chosen = settings(retry_exceptions=[ERROR_TYPE])
+    decision = decide_retry(chosen, verdict(failure_={}), {})
+    assert decision.retry is False
+    assert (
+        decision.note
+        == "Not retried: the error (none recorded) is not in retry_exceptions ['ConnectionError']."
+    )
+
+
+# --- retry_message_pattern ----------------------------------------------------------------------------
+
+
+def test_message_matching_the_pattern_anywhere_is_retried():
+    decision = decide_retry(settings(retry_message_pattern=r"timed out|refused"), verdict(), {})
+    assert decision.retry is True
+
+
+def test_message_not_matching_the_pattern_is_not_retried():
+    chosen = settings(retry_message_pattern=r"^HTTP 5\d\d")
+    decision = decide_retry(chosen, verdict(), {})
+    assert decision.retry is False
+    assert (
+        decision.note
+        == "Not retried: the error message does not match retry_message_pattern '^HTTP 5\\\\d\\\\d'."
+    )
+
+
+# --- stop_on_repeated_error ---------------------------------------------------------------------------
+
+
+def test_same_task_failing_twice_with_the_same_error_is_not_retried():
+    decision = decide_retry(settings(), verdict(), marker_after(1))
+    assert decision.retry is False
+    assert decision.attempt == 2
+    assert decision.note == (
+        f"Not retried: task 'transform' failed twice in a row with the same error "
+        f"({ERROR_TYPE}: {ERROR_MESSAGE}); retrying again would not help."
+    )
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [
+        marker_after(1, error=(ERROR_TYPE, "warehouse unreachable: connection refused")),
+        marker_after(1, error=("TimeoutError", ERROR_MESSAGE)),
+        marker_after(1, task_id="extract"),
+    ],
+    ids=["other-message", "other-type", "other-task"],
+)
+def test_a_different_repeated_failure_is_retried(previous):
+    decision = decide_retry(settings(), verdict(), previous)
+    assert (decision.retry, decision.attempt) == (True, 2)
+
+
+def test_same_error_is_retried_when_stop_on_repeated_error_is_off():
+    decision = decide_retry(settings(stop_on_repeated_error=False), verdict(), marker_after(1))
+    assert (decision.retry, decision.attempt) == (True, 2)
+
+
+def test_previous_failure_without_a_record_does_not_stop_the_retry():
+    marker = {**marker_after(1), "parent_failure": None}
+    assert decide_retry(settings(), verdict(), marker).retry is True
