@@ -49,6 +49,14 @@ def get_cli_commands() -> list[GroupCommand]:
     ]
 
 
+def _quiet_logs(args: Any) -> None:
+    """With ``-o json`` keep Airflow's INFO log lines out of the output that scripts parse."""
+    if args.output == "json":
+        import logging
+
+        logging.disable(logging.INFO)
+
+
 def _print(args: Any, payload: dict[str, Any], text: str) -> None:
     print(json.dumps(payload, indent=2, default=str) if args.output == "json" else text)
 
@@ -76,6 +84,7 @@ def status_command(args: Any) -> None:
 
     from airflow_resume_provider.resume import RunNotFoundError, assess
 
+    _quiet_logs(args)
     try:
         with create_session() as session:
             verdict = assess(session, args.dag_id, args.run_id, from_task_id=args.from_task)
@@ -98,6 +107,7 @@ def run_command(args: Any) -> None:
 
     from airflow_resume_provider.resume import NotResumableError, RunNotFoundError, resume
 
+    _quiet_logs(args)
     _audit(args)
     try:
         with create_session() as session:
