@@ -129,10 +129,10 @@ def resume(
 
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)
     new_run_id, root, count = resumed_run_id_for(run_id, dag_run.conf)
-    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
     existing = _existing(session, dag_id, run_id, new_run_id)
     if existing is not None:
         return existing
+    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
     verdict = decide(facts)
     if not verdict.resumable:
         raise NotResumableError(verdict)

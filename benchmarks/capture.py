@@ -34,7 +34,6 @@ import math
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tools.moto_s3 import aws_connection, moto_s3  # noqa: E402
+
 RESULTS_FILE = REPO / "benchmarks" / "results" / "capture.json"
 BIN = Path(sys.executable).parent
 
@@ -141,12 +144,6 @@ def migrate_db() -> None:
     subprocess.run(
         [str(BIN / "airflow"), "db", "migrate"], env=dict(os.environ), capture_output=True, check=True
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def machine_facts() -> dict[str, Any]:
@@ -379,56 +376,11 @@ def local_benchmark() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def moto_server(workdir: Path) -> Iterator[tuple[str, Any]]:
-    """A moto_server on a free port with the benchmark bucket; yields the endpoint and a boto3 client."""
-    import boto3
-    import botocore.exceptions
-
-    port = free_port()
-    with open(workdir / "moto.out", "wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out
-        )
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                s3.create_bucket(Bucket=BUCKET)
-                break
-            except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not come up") from None
-                time.sleep(0.2)
-        yield endpoint, s3
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@contextlib.contextmanager
 def s3_state_folder(endpoint: str) -> Iterator[None]:
-    connection = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-    }
     env = {
         "AIRFLOW__RESUME__STATE_FOLDER": f"s3://{BUCKET}/state",
         "AIRFLOW__RESUME__STATE_CONN_ID": CONN_ID,
-        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(connection),
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": aws_connection(endpoint),
     }
     os.environ.update(env)
     try:
@@ -446,7 +398,7 @@ def plain_put(url: str, size: int) -> float:
 
 
 def s3_benchmark(workdir: Path) -> dict[str, Any]:
-    with moto_server(workdir) as (endpoint, s3), s3_state_folder(endpoint):
+    with moto_s3(workdir, BUCKET) as (endpoint, s3), s3_state_folder(endpoint):
         samples, wall = timed_run(PAYLOAD_DAG)
         prefix = f"s3://{BUCKET}/"
         baseline = []

@@ -7,62 +7,20 @@ With ``RESUME_TEST_DB=sqlite`` (default) the stack uses SQLite and remote loggin
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tools.airflow_stack import AirflowStack, free_port, wait_for
+from tools.airflow_stack import AirflowStack
+from tools.moto_s3 import aws_connection, moto_s3
 
 BUCKET = "airflow-logs"
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory):
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.out", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    import boto3
-    import botocore.exceptions
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-
-    def bucket_created() -> bool:
-        try:
-            s3.create_bucket(Bucket=BUCKET)
-            return True
-        except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError):
-            return False
-
-    wait_for(bucket_created, timeout=30, interval=0.2, what="moto_server up")
-    yield endpoint, s3
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def moto_connection(endpoint: str) -> str:
-    return json.dumps(
-        {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"},
-        }
-    )
+    with moto_s3(tmp_path_factory.mktemp("moto"), BUCKET) as (endpoint, s3):
+        yield endpoint, s3
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +38,7 @@ def stack(backend, tmp_path_factory, request):
             "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
             "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://{BUCKET}/logs",
             "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_moto",
-            "AIRFLOW_CONN_AWS_MOTO": moto_connection(endpoint),
+            "AIRFLOW_CONN_AWS_MOTO": aws_connection(endpoint),
         }
     airflow = AirflowStack(
         home=tmp_path_factory.mktemp("airflow-e2e"), backend=backend, extra_env=extra_env, s3=s3

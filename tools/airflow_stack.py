@@ -235,6 +235,20 @@ class AirflowStack:
             body = c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()
         return {ti["task_id"]: ti for ti in body["task_instances"]}
 
+    def fail_by_hand(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Wait until ``task_id`` runs, then set it to failed through the REST API, as a person would."""
+        wait_for(
+            lambda: self.task_instances(dag_id, run_id).get(task_id, {}).get("state") == "running",
+            timeout=120,
+            what=f"{task_id} running",
+        )
+        with self.client() as c:
+            resp = c.patch(
+                f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
+                json={"new_state": "failed"},
+            )
+            assert resp.status_code == 200, resp.text
+
     def set_variable(self, key: str, value: str) -> None:
         with self.client() as c:
             resp = c.patch(f"/api/v2/variables/{key}", json={"key": key, "value": value})

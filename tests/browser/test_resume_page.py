@@ -96,18 +96,7 @@ def test_resume_a_failed_run_from_the_ui(browser, stack):
 
 def test_a_refused_run_shows_the_reason(browser, stack):
     run_id = stack.trigger("resume_test_sleepy")
-    wait_for(
-        lambda: (
-            stack.task_instances("resume_test_sleepy", run_id).get("sleepy", {}).get("state") == "running"
-        ),
-        timeout=120,
-        what="sleepy running",
-    )
-    with stack.client() as client:
-        client.patch(
-            f"/api/v2/dags/resume_test_sleepy/dagRuns/{run_id}/taskInstances/sleepy",
-            json={"new_state": "failed"},
-        )
+    stack.fail_by_hand("resume_test_sleepy", run_id, "sleepy")
     assert stack.wait_for_run("resume_test_sleepy", run_id) == "failed"
 
     page = logged_in_page(browser, stack, "admin")

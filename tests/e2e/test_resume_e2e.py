@@ -90,19 +90,7 @@ def _quiet(fn):
 
 def test_a_task_marked_failed_by_hand_is_refused(stack):
     run_id = stack.trigger("resume_test_sleepy")
-    wait_for(
-        lambda: (
-            stack.task_instances("resume_test_sleepy", run_id).get("sleepy", {}).get("state") == "running"
-        ),
-        timeout=120,
-        what="sleepy running",
-    )
-    with stack.client() as c:
-        resp = c.patch(
-            f"/api/v2/dags/resume_test_sleepy/dagRuns/{run_id}/taskInstances/sleepy",
-            json={"new_state": "failed"},
-        )
-        assert resp.status_code == 200, resp.text
+    stack.fail_by_hand("resume_test_sleepy", run_id, "sleepy")
     assert stack.wait_for_run("resume_test_sleepy", run_id) == "failed"
     with stack.client() as c:
         verdict = c.get(resume_url("resume_test_sleepy", run_id)).json()

@@ -106,13 +106,7 @@ def test_errors_not_listed_in_retry_exceptions_are_not_retried(stack, ledger):
 def test_a_run_stopped_by_hand_is_not_retried(stack, ledger):
     dag = "resume_test_retry_sleepy"
     root = stack.trigger(dag)
-    wait_for(
-        lambda: stack.task_instances(dag, root).get("flaky", {}).get("state") == "running",
-        timeout=120,
-        what="flaky running",
-    )
-    with stack.client() as c:
-        c.patch(f"/api/v2/dags/{dag}/dagRuns/{root}/taskInstances/flaky", json={"new_state": "failed"})
+    stack.fail_by_hand(dag, root, "flaky")
     assert stack.wait_for_run(dag, root) == "failed"
     wait_for_note(stack, dag, root, "Not retried: the run was stopped by hand.")
     assert not stack.run_exists(dag, chain_run(root, 1))
