@@ -166,6 +166,14 @@ def resume(
     return ResumeOutcome(True, dag_id, new_run_id, run_id, facts.resume_task_id, root, count)
 
 
+def _run_after(now: datetime, delay_seconds: float) -> datetime:
+    """When the run may start. Without a delay: now, to the whole second, because SQLite's now() (which
+    the scheduler compares run_after with) has whole seconds and would hold the run back up to 1 s."""
+    if delay_seconds <= 0:
+        return now.replace(microsecond=0)
+    return now + timedelta(seconds=delay_seconds)
+
+
 def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str) -> ResumeOutcome | None:
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
@@ -233,7 +241,7 @@ def _create_resumed_run(
         run_id=new_run_id,
         logical_date=None,
         data_interval=None,
-        run_after=now + timedelta(seconds=delay_seconds),
+        run_after=_run_after(now, delay_seconds),
         conf={**original_conf, CONF_KEY: marker},
         run_type=DagRunType.MANUAL,
         triggered_by=DagRunTriggeredByType(triggered_by),

@@ -1,8 +1,8 @@
 """
 Resume latency vs Airflow's own "clear failed task", on a real api-server + scheduler + dag-processor.
 
-What is measured (``tools.airflow_stack.AirflowStack``: SQLite metadata DB, LocalExecutor, the stack's
-``[core] parallelism``; only the generated DAG is loaded):
+What is measured (``tools.airflow_stack.AirflowStack``: SQLite metadata DB by default, LocalExecutor,
+the stack's ``[core] parallelism``; only the generated DAG is loaded):
 
 * A generated 40-task linear DAG ``bench_resume_latency`` (``params={"resume": True}``,
   ``max_active_runs=8``); every task returns a small value, and task ``step_XX`` raises while the
@@ -24,6 +24,11 @@ What is measured (``tools.airflow_stack.AirflowStack``: SQLite metadata DB, Loca
   active, plus 6 s for lingering task supervisors.
 * Reports medians, the ratio resume/clear per position, and resume pos40/pos2 (does the resume
   latency grow with the position of the failed task?).
+
+On SQLite a resumed run can wait up to ~1 s more than a cleared one: the scheduler only starts
+queued runs with ``run_after <= now()``, SQLite's ``CURRENT_TIMESTAMP`` has whole seconds, and a
+resumed run's ``run_after`` is the moment of the POST (a cleared run keeps its old ``run_after``).
+Compare with ``--backend postgres``, where ``now()`` has microseconds.
 
 Prints Markdown tables and machine facts, and writes ``benchmarks/results/resume_latency.json``
 (``resume_latency_postgres.json`` with ``--backend postgres``).
