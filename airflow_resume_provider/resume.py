@@ -9,6 +9,7 @@ The run id is deterministic, so a repeated or concurrent request finds the run a
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -125,6 +126,46 @@ def resume(
     :raises RunNotFoundError: unknown DAG or run.
     :raises NotResumableError: the verdict refuses; its reason says why.
     """
+    # One request at a time per failed run in this process, waiting before the session holds a
+    # connection: concurrent requests then find the created run instead of contending for the
+    # database (other processes are kept out by the deterministic run id).
+    with _lock_for(dag_id, run_id):
+        return _resume_locked(
+            session,
+            dag_id,
+            run_id,
+            from_task_id=from_task_id,
+            user=user,
+            triggered_by=triggered_by,
+            delay_seconds=delay_seconds,
+            kind=kind,
+            retry_attempt=retry_attempt,
+            note=note,
+            extra_marker=extra_marker,
+        )
+
+
+_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+def _lock_for(dag_id: str, run_id: str) -> threading.Lock:
+    return _LOCKS[hash((dag_id, run_id)) % len(_LOCKS)]
+
+
+def _resume_locked(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    from_task_id: str | None,
+    user: str | None,
+    triggered_by: str,
+    delay_seconds: float,
+    kind: str,
+    retry_attempt: int | None,
+    note: str | None,
+    extra_marker: dict[str, Any] | None,
+) -> ResumeOutcome:
     from sqlalchemy.exc import IntegrityError
 
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)

@@ -1,22 +1,27 @@
 """
 Resume on retry: bounded, automatic DAG-run-level retries, created on the scheduler's side.
 
-The scheduler's ``on_dag_run_failed`` listener only puts the failed run on a queue and returns: it
-never touches the scheduler's session (a commit there stops the scheduler). A background thread with
+The scheduler's ``on_dag_run_failed`` listener only hands the failed run over and returns: it
+never touches the scheduler's session (a commit there stops the scheduler). A worker process with
 its own sessions waits until the failure is committed, decides (:func:`decide_retry`, a pure
 function), and creates the retry through the resume service: a resumed run at the failed task
 (``on_retry: true``) or a full rerun with the same inputs (``on_retry: false``), after
 ``retry_delay``. A periodic sweep catches failures whose retry was not created (a scheduler stopped
 in between). Run ids are deterministic, so a failure is retried at most once, also with several
 schedulers. Every decision is written in the failed run's note.
+
+The worker is a separate process (``python -m airflow_resume_provider.retry``) started by the scheduler;
+the listener hands failed runs to it over a pipe without blocking.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import queue
 import re
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +37,8 @@ from airflow_resume_provider.settings import ResumeSettings, settings_for
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-log = logging.getLogger(__name__)
+# Named explicitly: the worker process runs this module as __main__.
+log = logging.getLogger("airflow_resume_provider.retry")
 
 #: The ``on_dag_run_failed`` message of a run failed by its tasks (not a timeout, not by hand).
 TASK_FAILURE = "task_failure"
@@ -215,78 +221,128 @@ def _handle(session_factory: Any, dag_id: str, run_id: str) -> RetryDecision | N
         return RetryDecision(False, 0, "error", final=False)
 
 
-class RetryWorker:
-    """The scheduler-side thread: retries queued failures and sweeps for missed ones."""
+class RetryLoop:
+    """The worker's loop: retry failures as they are reported, and sweep for missed ones."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.queue: queue.Queue[tuple[str, str]] = queue.Queue()
-        self.stopping = threading.Event()
         self.decided: set[tuple[str, str]] = set()
-        self.thread = threading.Thread(target=self._run, name="resume-retry", daemon=True)
+        self.next_sweep = time.monotonic()
 
     @staticmethod
-    def _session_factory():
+    def session_factory():
         from airflow.utils.session import create_session
 
-        # Never the scheduler's scoped session: this thread commits on its own.
         return create_session(scoped=False)
 
-    def start(self) -> None:
-        self.thread.start()
+    def seconds_to_sweep(self) -> float:
+        return max(0.0, self.next_sweep - time.monotonic())
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
+    def sweep_if_due(self) -> None:
+        if time.monotonic() < self.next_sweep:
+            return
+        try:
+            sweep(self.session_factory, self.decided)
+        except Exception:
+            log.warning("Resume retry sweep failed; no impact on the scheduler.", exc_info=True)
+        self.next_sweep = time.monotonic() + conf.retry_sweep_interval()
 
-    def submit(self, dag_id: str, run_id: str) -> None:
-        self.queue.put((dag_id, run_id))
-
-    def _run(self) -> None:
-        next_sweep = time.monotonic()
-        while not self.stopping.is_set():
-            try:
-                dag_id, run_id = self.queue.get(timeout=max(0.0, min(1.0, next_sweep - time.monotonic())))
-            except queue.Empty:
-                pass
-            else:
-                self._retry_when_committed(dag_id, run_id)
-            if time.monotonic() >= next_sweep:
-                try:
-                    sweep(self._session_factory, self.decided)
-                except Exception:
-                    log.warning("Resume retry sweep failed; no impact on the scheduler.", exc_info=True)
-                next_sweep = time.monotonic() + conf.retry_sweep_interval()
-
-    def _retry_when_committed(self, dag_id: str, run_id: str) -> None:
+    def retry_when_committed(self, dag_id: str, run_id: str) -> None:
         from airflow.models.dagrun import DagRun
         from sqlalchemy import select
 
         # The listener runs before the scheduler commits the failure; wait for it to be visible.
         deadline = time.monotonic() + COMMIT_WAIT_SECONDS
-        while time.monotonic() < deadline and not self.stopping.is_set():
-            with self._session_factory() as session:
+        while time.monotonic() < deadline:
+            with self.session_factory() as session:
                 state = session.scalar(
                     select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
                 )
             if state == "failed":
-                decision = _handle(self._session_factory, dag_id, run_id)
+                decision = _handle(self.session_factory, dag_id, run_id)
                 if decision is None or decision.final:
                     self.decided.add((dag_id, run_id))
                 return
-            if state is None or state not in ("running", "queued"):
+            if state not in ("running", "queued"):
                 return
             time.sleep(0.2)
 
 
-_worker: RetryWorker | None = None
+def run_worker() -> None:
+    """
+    The retry worker process: reads ``{"dag_id", "run_id"}`` lines on stdin from the scheduler.
+
+    A separate process, so that nothing runs beside the scheduler's own threads while it forks
+    executor workers, and the scheduler's database session is never touched. Exits when stdin
+    closes, i.e. when the scheduler stops or dies.
+    """
+    import select
+
+    loop = RetryLoop()
+    buffer = b""
+    log.info("Resume retry worker started for scheduler pid %s", os.getppid())
+    while True:
+        ready, _, _ = select.select([sys.stdin.fileno()], [], [], min(loop.seconds_to_sweep(), 5.0))
+        if ready:
+            chunk = os.read(sys.stdin.fileno(), 65536)
+            if not chunk:
+                return  # the scheduler is gone
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                try:
+                    item = json.loads(line)
+                    loop.retry_when_committed(str(item["dag_id"]), str(item["run_id"]))
+                except Exception:
+                    log.warning("Could not handle %r; no impact on the scheduler.", line, exc_info=True)
+        loop.sweep_if_due()
+
+
+class WorkerProcess:
+    """The scheduler's handle on the retry worker process."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        # fork+exec of a fresh interpreter: safe from any thread, shares no state with the scheduler.
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "airflow_resume_provider.retry"],
+            stdin=subprocess.PIPE,
+            close_fds=True,
+            # A server-side component: connections may live in the metadata DB.
+            env={**os.environ, "_AIRFLOW_PROCESS_CONTEXT": "server"},
+        )
+        assert self.process.stdin is not None
+        self.fd = self.process.stdin.fileno()
+        os.set_blocking(self.fd, False)
+
+    def submit(self, dag_id: str, run_id: str) -> None:
+        """Hand a failed run over without ever blocking the scheduler; the sweep covers a lost one."""
+        line = json.dumps({"dag_id": dag_id, "run_id": run_id}).encode() + b"\n"
+        try:
+            os.write(self.fd, line)
+        except (BlockingIOError, BrokenPipeError) as err:
+            log.warning(
+                "Retry worker busy or gone (%s); the next sweep retries run %s of DAG %s.",
+                err,
+                run_id,
+                dag_id,
+            )
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+_worker: WorkerProcess | None = None
 
 
 def start_worker() -> None:
     global _worker
     if _worker is None or _worker.pid != os.getpid():
-        _worker = RetryWorker()
-        _worker.start()
+        _worker = WorkerProcess()
 
 
 def start_worker_when(is_scheduler: Any, wait_seconds: float = 30.0) -> None:
@@ -311,7 +367,7 @@ def stop_worker() -> None:
 
 
 def on_run_failed(dag_run: Any, msg: str) -> None:
-    """Called by the scheduler's listener: queue the run if a retry may be due. Returns at once."""
+    """Called by the scheduler's listener: hand the run to the worker if a retry may be due. Returns at once."""
     worker = _worker
     if worker is None or worker.pid != os.getpid() or msg != TASK_FAILURE:
         return
@@ -323,3 +379,7 @@ def on_run_failed(dag_run: Any, msg: str) -> None:
         except ResumeConfigError:
             return
     worker.submit(dag_run.dag_id, dag_run.run_id)
+
+
+if __name__ == "__main__":
+    run_worker()
