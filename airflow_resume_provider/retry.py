@@ -277,6 +277,8 @@ def run_worker() -> None:
     """
     import select
 
+    import airflow  # noqa: F401  (initialises Airflow's settings and logging in this process)
+
     loop = RetryLoop()
     buffer = b""
     log.info("Resume retry worker started for scheduler pid %s", os.getppid())
