@@ -54,7 +54,7 @@ def test_fail_fix_resume_succeed(stack):
 
     with stack.client() as c:
         verdict = c.get(resume_url("resume_example_etl", run_id)).json()
-        assert verdict["resumable"] is True, verdict
+        assert verdict["resumable"] is True, verdict["reason"]
         assert verdict["failed_task_id"] == "transform"
         assert [s["action"] for s in verdict["plan"]] == ["restored", "run", "run"]
 
@@ -187,3 +187,57 @@ def test_authentication_and_authorization(stack):
             resp = cookie_client.post(url + "/resume")
             assert resp.status_code == 403 and "CSRF" in resp.json()["detail"]
         admin.patch(f"/api/v2/dags/resume_test_sleepy/dagRuns/{run_id}", json={"state": "failed"})
+
+
+def test_a_task_process_killed_by_the_system_is_resumable(stack):
+    """An OOM kill (SIGKILL of the task process) is not a person's decision: the state was written first."""
+    import os
+    import signal
+
+    import psutil
+
+    run_id = stack.trigger("resume_test_sleepy")
+    wait_for(
+        lambda: (
+            stack.task_instances("resume_test_sleepy", run_id).get("sleepy", {}).get("state") == "running"
+        ),
+        timeout=120,
+        what="sleepy running",
+    )
+
+    ti_id = stack.task_instances("resume_test_sleepy", run_id)["sleepy"]["id"]
+
+    def task_process():
+        # The task runner names its process "airflow worker -- <task instance id>".
+        for proc in psutil.process_iter(["pid", "cmdline"]):
+            if " ".join(proc.info["cmdline"] or []).strip() == f"airflow worker -- {ti_id}":
+                return proc.info["pid"]
+        return None
+
+    pid = wait_for(task_process, timeout=60, what="the task runner process of sleepy")
+    # Killed once it runs its code, i.e. after its state file was written.
+    wait_for(
+        lambda: _quiet(lambda: read_state(stack, "resume_test_sleepy", run_id, "sleepy")),
+        timeout=60,
+        what="the state file of sleepy",
+    )
+    os.kill(pid, signal.SIGKILL)
+    assert stack.wait_for_run("resume_test_sleepy", run_id) == "failed"
+    with stack.client() as c:
+        verdict = c.get(resume_url("resume_test_sleepy", run_id)).json()
+        assert verdict["resumable"] is True, verdict["reason"]
+        assert verdict["failed_task_id"] == "sleepy"
+        assert verdict["failure"] is None  # the task never got to record an error
+        resp = c.post(resume_url("resume_test_sleepy", run_id) + "/resume")
+        assert resp.status_code == 201, resp.text
+        new_run = resp.json()["dag_run_id"]
+    wait_for(
+        lambda: (
+            stack.task_instances("resume_test_sleepy", new_run).get("sleepy", {}).get("state") == "running"
+        ),
+        timeout=120,
+        what="sleepy running again in the resumed run",
+    )
+    assert stack.task_instances("resume_test_sleepy", new_run)["before"]["try_number"] == 0
+    with stack.client() as c:  # do not leave a 10-minute task behind
+        c.patch(f"/api/v2/dags/resume_test_sleepy/dagRuns/{new_run}", json={"state": "failed"})
