@@ -25,10 +25,9 @@ the stack's ``[core] parallelism``; only the generated DAG is loaded):
 * Reports medians, the ratio resume/clear per position, and resume pos40/pos2 (does the resume
   latency grow with the position of the failed task?).
 
-On SQLite a resumed run can wait up to ~1 s more than a cleared one: the scheduler only starts
-queued runs with ``run_after <= now()``, SQLite's ``CURRENT_TIMESTAMP`` has whole seconds, and a
-resumed run's ``run_after`` is the moment of the POST (a cleared run keeps its old ``run_after``).
-Compare with ``--backend postgres``, where ``now()`` has microseconds.
+The scheduler only starts queued runs with ``run_after <= now()``, and SQLite's ``CURRENT_TIMESTAMP``
+has whole seconds: the provider sets a resumed run's ``run_after`` to the whole second, so that it is
+not held back up to 1 s (a cleared run keeps its old ``run_after``).
 
 Prints Markdown tables and machine facts, and writes ``benchmarks/results/resume_latency.json``
 (``resume_latency_postgres.json`` with ``--backend postgres``).
