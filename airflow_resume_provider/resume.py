@@ -129,20 +129,46 @@ def resume(
     # One request at a time per failed run in this process, waiting before the session holds a
     # connection: concurrent requests then find the created run instead of contending for the
     # database (other processes are kept out by the deterministic run id).
+    from sqlalchemy.exc import IntegrityError
+
     with _lock_for(dag_id, run_id):
-        return _resume_locked(
-            session,
-            dag_id,
-            run_id,
-            from_task_id=from_task_id,
-            user=user,
-            triggered_by=triggered_by,
-            delay_seconds=delay_seconds,
-            kind=kind,
-            retry_attempt=retry_attempt,
-            note=note,
-            extra_marker=extra_marker,
-        )
+        dag, dag_run = load_dag_and_run(session, dag_id, run_id)
+        new_run_id, root, count = resumed_run_id_for(run_id, dag_run.conf)
+        existing = _existing(session, dag_id, run_id, new_run_id)
+        if existing is not None:
+            return existing
+        facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
+        verdict = decide(facts)
+        if not verdict.resumable:
+            raise NotResumableError(verdict)
+        assert facts.chain is not None and facts.resume_task_id is not None
+        try:
+            _create_resumed_run(
+                session,
+                dag,
+                dag_run,
+                facts,
+                new_run_id=new_run_id,
+                root=root,
+                count=count,
+                user=user,
+                triggered_by=triggered_by,
+                delay_seconds=delay_seconds,
+                kind=kind,
+                retry_attempt=retry_attempt,
+                note=note,
+                extra_marker=extra_marker or {},
+            )
+            session.commit()
+        except IntegrityError:
+            # A concurrent request created the same run first: that run is the answer.
+            session.rollback()
+            existing = _existing(session, dag_id, run_id, new_run_id)
+            if existing is None:
+                raise
+            return existing
+        log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
+        return ResumeOutcome(True, dag_id, new_run_id, run_id, facts.resume_task_id, root, count)
 
 
 _LOCKS = [threading.Lock() for _ in range(64)]
@@ -150,61 +176,6 @@ _LOCKS = [threading.Lock() for _ in range(64)]
 
 def _lock_for(dag_id: str, run_id: str) -> threading.Lock:
     return _LOCKS[hash((dag_id, run_id)) % len(_LOCKS)]
-
-
-def _resume_locked(
-    session: Session,
-    dag_id: str,
-    run_id: str,
-    *,
-    from_task_id: str | None,
-    user: str | None,
-    triggered_by: str,
-    delay_seconds: float,
-    kind: str,
-    retry_attempt: int | None,
-    note: str | None,
-    extra_marker: dict[str, Any] | None,
-) -> ResumeOutcome:
-    from sqlalchemy.exc import IntegrityError
-
-    dag, dag_run = load_dag_and_run(session, dag_id, run_id)
-    new_run_id, root, count = resumed_run_id_for(run_id, dag_run.conf)
-    existing = _existing(session, dag_id, run_id, new_run_id)
-    if existing is not None:
-        return existing
-    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
-    verdict = decide(facts)
-    if not verdict.resumable:
-        raise NotResumableError(verdict)
-    assert facts.chain is not None and facts.resume_task_id is not None
-    try:
-        _create_resumed_run(
-            session,
-            dag,
-            dag_run,
-            facts,
-            new_run_id=new_run_id,
-            root=root,
-            count=count,
-            user=user,
-            triggered_by=triggered_by,
-            delay_seconds=delay_seconds,
-            kind=kind,
-            retry_attempt=retry_attempt,
-            note=note,
-            extra_marker=extra_marker or {},
-        )
-        session.commit()
-    except IntegrityError:
-        # A concurrent request created the same run first: that run is the answer.
-        session.rollback()
-        existing = _existing(session, dag_id, run_id, new_run_id)
-        if existing is None:
-            raise
-        return existing
-    log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
-    return ResumeOutcome(True, dag_id, new_run_id, run_id, facts.resume_task_id, root, count)
 
 
 def _run_after(now: datetime, delay_seconds: float) -> datetime:

@@ -28,11 +28,9 @@ Run from the repository root (under a minute on 2 cores)::
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -49,6 +47,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tools.machine import machine_facts  # noqa: E402
 from tools.moto_s3 import aws_connection, moto_s3  # noqa: E402
 
 RESULTS_FILE = REPO / "benchmarks" / "results" / "capture.json"
@@ -144,18 +143,6 @@ def migrate_db() -> None:
     subprocess.run(
         [str(BIN / "airflow"), "db", "migrate"], env=dict(os.environ), capture_output=True, check=True
     )
-
-
-def machine_facts() -> dict[str, Any]:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "nproc": cores,
-        "python": platform.python_version(),
-        "airflow": importlib.metadata.version("apache-airflow"),
-        "provider": importlib.metadata.version("airflow-resume-provider"),
-        "platform": platform.platform(),
-        "metadata_db": "sqlite",
-    }
 
 
 # --- statistics -------------------------------------------------------------------------------------
@@ -569,7 +556,7 @@ def log_facts(path: Path) -> dict[str, int]:
 
 
 def measure(home: Path) -> dict[str, Any]:
-    results: dict[str, Any] = {"machine": machine_facts()}
+    results: dict[str, Any] = {"machine": machine_facts("sqlite")}
     results["local"] = local_benchmark()
     results["wall_time"] = wall_time_benchmark()
     results["s3"] = s3_benchmark(home)

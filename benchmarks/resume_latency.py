@@ -42,10 +42,8 @@ Run from the repository root (about 5 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -61,6 +59,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tools.airflow_stack import AirflowStack, wait_for  # noqa: E402
+from tools.machine import machine_facts  # noqa: E402
 
 if TYPE_CHECKING:
     import httpx
@@ -142,19 +141,6 @@ def write_dag(folder: Path) -> Path:
     path = folder / f"{DAG_ID}.py"
     path.write_text(DAG_FILE)
     return path
-
-
-def machine_facts(backend: str) -> dict[str, Any]:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "nproc": cores,
-        "python": platform.python_version(),
-        "airflow": importlib.metadata.version("apache-airflow"),
-        "provider": importlib.metadata.version("airflow-resume-provider"),
-        "platform": platform.platform(),
-        "metadata_db": backend,
-        "executor": "LocalExecutor",
-    }
 
 
 def load_average() -> list[float]:
@@ -448,7 +434,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     began = time.monotonic()
-    facts = {**machine_facts(args.backend), "load_average_start": load_average()}
+    facts = {**machine_facts(args.backend, "LocalExecutor"), "load_average_start": load_average()}
     workdir = Path(tempfile.mkdtemp(prefix="resume-latency-"))
     stack = AirflowStack(
         home=workdir / "home",

@@ -16,10 +16,7 @@ Run from the repository root (about 6 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,6 +28,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tools.airflow_stack import AirflowStack  # noqa: E402
+from tools.machine import machine_facts  # noqa: E402
 
 RESULTS_FILE = REPO / "benchmarks" / "results" / "wall_time.json"
 TASKS = 20
@@ -109,13 +107,7 @@ def main() -> int:
         "median_on_s": round(on, 3),
         "overhead_percent": round(100 * (on - off) / off, 2),
         "overhead_ms_per_task": round(1000 * (on - off) / TASKS, 1),
-        "machine": {
-            "nproc": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "airflow": importlib.metadata.version("apache-airflow"),
-            "metadata_db": "sqlite",
-            "executor": "LocalExecutor",
-        },
+        "machine": machine_facts("sqlite", "LocalExecutor"),
     }
     print("| 20-task DAG, real scheduler | resume off | resume on | overhead |")
     print("|---|---:|---:|---:|")
