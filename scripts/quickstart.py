@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -27,6 +28,16 @@ DAG_ID = "resume_example_etl"
 
 def say(message: str) -> None:
     print(f"\n==> {message}", flush=True)
+
+
+def _stop_on_signals() -> None:
+    """Ctrl+C or SIGTERM stop Airflow, also when started in the background (where SIGINT is ignored)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def main() -> int:
@@ -83,6 +94,7 @@ def main() -> int:
                 f"    Run {ui_run} failed: open it, choose the 'Resume' tab and press Resume.\n"
                 "    Press Ctrl+C to stop."
             )
+            _stop_on_signals()
             try:
                 while True:
                     stack.processes["api-server"].wait()
