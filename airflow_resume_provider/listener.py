@@ -50,8 +50,8 @@ def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
         log.warning("Resume bookkeeping failed; no impact on the task.", exc_info=True)
 
 
-def _is_scheduler(component: Any) -> bool:
-    return getattr(component, "job_type", None) == "SchedulerJob"
+def _job_type(component: Any) -> str | None:
+    return getattr(component, "job_type", None)
 
 
 @hookimpl
@@ -61,7 +61,7 @@ def on_starting(component: Any) -> None:
             from airflow_resume_provider import retry
 
             # The hook runs inside Job.__init__, before the job runner sets job_type: look a moment later.
-            retry.start_worker_when(lambda: _is_scheduler(component))
+            retry.start_worker_when(lambda: _job_type(component))
     except Exception:
         log.warning("Could not start the resume retry worker; no impact on the scheduler.", exc_info=True)
 
@@ -69,10 +69,10 @@ def on_starting(component: Any) -> None:
 @hookimpl
 def before_stopping(component: Any) -> None:
     try:
-        if _is_scheduler(component):
+        if type(component).__name__ == "Job":
             from airflow_resume_provider import retry
 
-            retry.stop_worker()
+            retry.stop_worker()  # a no-op in processes that did not start it
     except Exception:
         log.warning("Could not stop the resume retry worker; no impact on the scheduler.", exc_info=True)
 

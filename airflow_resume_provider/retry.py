@@ -42,6 +42,7 @@ log = logging.getLogger("airflow_resume_provider.retry")
 
 #: The ``on_dag_run_failed`` message of a run failed by its tasks (not a timeout, not by hand).
 TASK_FAILURE = "task_failure"
+SCHEDULER_JOB_TYPE = "SchedulerJob"
 COMMIT_WAIT_SECONDS = 60.0
 
 
@@ -347,14 +348,16 @@ def start_worker() -> None:
         _worker = WorkerProcess()
 
 
-def start_worker_when(is_scheduler: Any, wait_seconds: float = 30.0) -> None:
-    """Start the worker once ``is_scheduler()`` says this process runs the scheduler (checked off-thread)."""
+def start_worker_when(job_type: Any, wait_seconds: float = 30.0) -> None:
+    """Start the worker once ``job_type()`` is known and is the scheduler's (checked off-thread)."""
 
     def wait() -> None:
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:
-            if is_scheduler():
-                start_worker()
+            kind = job_type()
+            if kind is not None:
+                if kind == SCHEDULER_JOB_TYPE:
+                    start_worker()
                 return
             time.sleep(0.1)
 
