@@ -100,7 +100,10 @@ class Verdict:
     lineage: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form shared by the REST API and the CLI: the plan as an object with its tasks."""
+        body = asdict(self)
+        body["plan"] = {"resume_task_id": self.resume_task_id, "tasks": body["plan"]}
+        return body
 
 
 def _refuse(facts: RunFacts, code: str, reason: str) -> Verdict:

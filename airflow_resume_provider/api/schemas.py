@@ -24,6 +24,11 @@ class PlanStepOut(BaseModel):
     xcom_keys: list[str]
 
 
+class PlanOut(BaseModel):
+    resume_task_id: str | None = Field(description="The task the resumed run starts at.")
+    tasks: list[PlanStepOut] = Field(description="Every task in order, with what a resume does to it.")
+
+
 class VerdictOut(BaseModel):
     dag_id: str
     dag_run_id: str
@@ -33,7 +38,7 @@ class VerdictOut(BaseModel):
     failed_task_id: str | None
     resume_task_id: str | None
     failure: dict[str, Any] | None
-    plan: list[PlanStepOut]
+    plan: PlanOut
     resumed_run_id: str | None = Field(description="The run that already resumed this one, if any.")
     lineage: dict[str, Any]
 

@@ -56,7 +56,9 @@ def test_fail_fix_resume_succeed(stack):
         verdict = c.get(resume_url("resume_example_etl", run_id)).json()
         assert verdict["resumable"] is True, verdict["reason"]
         assert verdict["failed_task_id"] == "transform"
-        assert [s["action"] for s in verdict["plan"]] == ["restored", "run", "run"]
+        assert verdict["plan"]["resume_task_id"] == "transform"
+        assert [s["action"] for s in verdict["plan"]["tasks"]] == ["restored", "run", "run"]
+        assert verdict["plan"]["tasks"][0]["source"].endswith("task_id=transform/attempt=1.resume.json")
 
         stack.set_variable("resume_example_fail", "false")
         resp = c.post(resume_url("resume_example_etl", run_id) + "/resume")

@@ -190,7 +190,7 @@ def test_resumable_run_has_no_reason_and_shows_failure_and_plan():
     ]
     assert verdict.lineage == {"root_run_id": RUN_ID}
     # The API returns the verdict as JSON.
-    assert json.loads(json.dumps(verdict.to_dict()))["plan"][0]["source"] == url("transform")
+    assert json.loads(json.dumps(verdict.to_dict()))["plan"]["tasks"][0]["source"] == url("transform")
 
 
 def test_changed_task_code_with_same_ids_order_and_types_is_resumable():
