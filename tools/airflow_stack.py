@@ -157,13 +157,46 @@ class AirflowStack:
             proc.wait(timeout=10)
 
     def stop(self) -> None:
+        running = self._running_task_ids()
         for name in list(self.processes):
             self.stop_component(name)
+        self._kill_task_processes(running)
         if self.pg_db:
             try:
                 _pg_admin(f"DROP DATABASE IF EXISTS {self.pg_db} WITH (FORCE)")
             except Exception as err:
                 print(f"could not drop {self.pg_db}: {err}", file=sys.stderr)
+
+    def _running_task_ids(self) -> set[str]:
+        """Ids of task instances that may still have a process (running, or just set to failed by hand)."""
+        ids: set[str] = set()
+        try:
+            with self.client() as c:
+                for state in ("running", "failed"):
+                    offset = 0
+                    while True:
+                        body = c.get(
+                            "/api/v2/dags/~/dagRuns/~/taskInstances",
+                            params={"state": state, "limit": 100, "offset": offset},
+                        ).json()
+                        ids |= {ti["id"] for ti in body["task_instances"]}
+                        offset += 100
+                        if offset >= body["total_entries"]:
+                            break
+        except Exception:
+            pass
+        return ids
+
+    @staticmethod
+    def _kill_task_processes(ti_ids: set[str]) -> None:
+        """Task processes outlive their supervisor when it is stopped mid-task: end those still running."""
+        import psutil
+
+        titles = {f"airflow worker -- {ti_id}" for ti_id in ti_ids}
+        for proc in psutil.process_iter(["cmdline"]):
+            if " ".join(proc.info["cmdline"] or []).strip() in titles:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    proc.kill()
 
     def component_log(self, name: str) -> str:
         path = self.home / f"{name}.out"
