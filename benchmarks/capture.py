@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tools.airflow_home import in_process_env  # noqa: E402
 from tools.machine import machine_facts  # noqa: E402
 from tools.moto_s3 import aws_connection, moto_s3  # noqa: E402
 
@@ -125,14 +126,8 @@ def prepare_home() -> Path:
     dags.mkdir()
     (dags / "bench_capture_dags.py").write_text(DAG_FILE)
     os.environ.update(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(home / "logs"),
+        in_process_env(home, dags, jwt_secret="resume-bench-jwt-secret-0123456789abcdef"),
         AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        AIRFLOW__API_AUTH__JWT_SECRET="resume-bench-jwt-secret-0123456789abcdef",
     )
     for name in ("AIRFLOW__RESUME__STATE_FOLDER", "AIRFLOW__RESUME__STATE_CONN_ID"):
         os.environ.pop(name, None)

@@ -15,6 +15,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from tools.airflow_home import in_process_env  # imports no airflow: safe before the env is set
+
 REPO = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="resume-test-home-"))
 DAGS = HOME / "dags"
@@ -26,15 +28,7 @@ for source in (REPO / "example_dags", REPO / "tests" / "dags"):
 BACKEND = os.environ.get("RESUME_TEST_DB", "sqlite")
 PG_DB = f"resume_test_{uuid.uuid4().hex[:10]}"
 
-os.environ.update(
-    AIRFLOW_HOME=str(HOME),
-    AIRFLOW__CORE__LOAD_EXAMPLES="False",
-    AIRFLOW__CORE__DAGS_FOLDER=str(DAGS),
-    AIRFLOW__CORE__UNIT_TEST_MODE="False",
-    AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-    AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(HOME / "logs"),
-    AIRFLOW__API_AUTH__JWT_SECRET="resume-tests-jwt-secret-0123456789abcdef",
-)
+os.environ.update(in_process_env(HOME, DAGS, jwt_secret="resume-tests-jwt-secret-0123456789abcdef"))
 if BACKEND == "postgres":
     import psycopg2
 
