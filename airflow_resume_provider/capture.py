@@ -160,17 +160,19 @@ def _upstream_xcoms(ti: RuntimeTaskInstance, upstream_id: str, extra_keys: list[
     ]
 
 
-def _lineage(ti: RuntimeTaskInstance, raw_conf: dict[str, Any]) -> Lineage | None:
+def _lineage(ti: RuntimeTaskInstance) -> Lineage | None:
+    """The lineage of a resumed run, from the provider's record verified by the task wrapper."""
     from airflow_resume_provider.resumed_context import marker_for
 
-    marker = raw_conf.get(CONF_KEY) or marker_for(ti.dag_id, ti.run_id)
-    if not isinstance(marker, dict):
+    record = marker_for(ti.dag_id, ti.run_id)
+    if record is None:
         return None
-    try:
-        return Lineage.model_validate({key: marker.get(key) for key in Lineage.model_fields})
-    except ValueError:
-        log.warning("Ignoring an unreadable %r entry in the run's conf: %r", CONF_KEY, marker)
-        return None
+    return Lineage(
+        parent_run_id=record.parent_run_id,
+        root_run_id=record.root_run_id,
+        resume_count=record.resume_count,
+        resumed_at_task_id=record.resumed_at_task_id,
+    )
 
 
 def build_record(ti: RuntimeTaskInstance) -> StateRecord:
@@ -218,7 +220,7 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
             run_after=_iso(getattr(dag_run, "run_after", None)),
         ),
         previous=previous,
-        lineage=_lineage(ti, raw_conf),
+        lineage=_lineage(ti),
     )
 
 

@@ -82,6 +82,7 @@ def _cli_user() -> str:
 def status_command(args: Any) -> None:
     from airflow.utils.session import create_session
 
+    from airflow_resume_provider.exceptions import ResumeError
     from airflow_resume_provider.resume import RunNotFoundError, assess
 
     _quiet_logs(args)
@@ -91,6 +92,9 @@ def status_command(args: Any) -> None:
     except RunNotFoundError as err:
         print(str(err), file=sys.stderr)
         sys.exit(EXIT_NOT_FOUND)
+    except ResumeError as err:
+        print(str(err), file=sys.stderr)
+        sys.exit(EXIT_ERROR)
     payload = verdict.to_dict()
     if verdict.resumable:
         head = f"Resumable: run {args.run_id!r} of DAG {args.dag_id!r} resumes at {verdict.resume_task_id!r}."
@@ -105,6 +109,7 @@ def status_command(args: Any) -> None:
 def run_command(args: Any) -> None:
     from airflow.utils.session import create_session
 
+    from airflow_resume_provider.exceptions import ResumeError
     from airflow_resume_provider.resume import NotResumableError, RunNotFoundError, resume
 
     _quiet_logs(args)
@@ -127,6 +132,9 @@ def run_command(args: Any) -> None:
             args, err.verdict.to_dict(), f"Not resumable ({err.verdict.reason_code}): {err.verdict.reason}"
         )
         sys.exit(EXIT_NOT_RESUMABLE)
+    except ResumeError as err:
+        print(str(err), file=sys.stderr)
+        sys.exit(EXIT_ERROR)
     if outcome.created:
         text = f"Created run {outcome.dag_run_id!r}: resumes {args.run_id!r} at {outcome.resume_task_id!r}."
     else:

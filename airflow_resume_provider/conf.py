@@ -28,6 +28,26 @@ def signing_key() -> bytes:
     return _get("signing_key").encode()
 
 
+def marker_secret() -> bytes:
+    """
+    The secret behind the provider's signed run records: ``[resume] signing_key``, else
+    ``[api_auth] jwt_secret`` (which every component of one deployment shares). Empty when neither is set.
+    """
+    key = signing_key()
+    if key:
+        return key
+    from airflow.configuration import conf
+
+    return (conf.get("api_auth", "jwt_secret", fallback="") or "").encode()
+
+
+def allowed_run_id_pattern() -> str:
+    """``[scheduler] allowed_run_id_pattern``: the run ids Airflow accepts for manual runs."""
+    from airflow.configuration import conf
+
+    return (conf.get("scheduler", "allowed_run_id_pattern", fallback="") or "").strip()
+
+
 def _seconds(option: str) -> float:
     raw = _get(option)
     try:
@@ -52,6 +72,27 @@ def retry_sweep_interval() -> float:
 def retry_sweep_lookback() -> float:
     """``[resume] retry_sweep_lookback`` in seconds (> 0)."""
     return _seconds("retry_sweep_lookback")
+
+
+def remote_log_conn_id() -> str:
+    from airflow.configuration import conf
+
+    return conf.get("logging", "remote_log_conn_id", fallback="") or ""
+
+
+def remote_base_log_folder() -> str:
+    """``[logging] remote_base_log_folder`` when remote logging is on, else ""."""
+    from airflow.configuration import conf
+
+    if not conf.getboolean("logging", "remote_logging", fallback=False):
+        return ""
+    return conf.get("logging", "remote_base_log_folder", fallback="") or ""
+
+
+def local_log_folder() -> str:
+    from airflow.configuration import conf
+
+    return conf.get("logging", "base_log_folder", fallback="") or ""
 
 
 def logging_folder() -> tuple[str, str]:

@@ -25,3 +25,7 @@ class StateStorageError(StateError):
 
 class StateMissingError(StateError):
     """The resume point's state file does not exist."""
+
+
+class ResumedContextError(ResumeError):
+    """The original run's context cannot be presented to a task of a resumed run: the task must not run."""

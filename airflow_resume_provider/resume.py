@@ -14,18 +14,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_resume_provider import marker
 from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import ResumeError
-from airflow_resume_provider.resumability import RunFacts, Verdict, decide, gather_facts, resumed_run_id_for
+from airflow_resume_provider.facts import gather_facts
+from airflow_resume_provider.resumability import RunFacts, Verdict, decide
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
-#: How a resumed run was asked for; stored in the run's conf marker as ``kind``.
-KIND_MANUAL = "manual"
-KIND_RETRY = "retry"
+KIND_MANUAL = marker.KIND_MANUAL
+KIND_RETRY = marker.KIND_RETRY
 
 
 class RunNotFoundError(ResumeError):
@@ -111,10 +112,10 @@ def resume(
     user: str | None = None,
     triggered_by: str = "rest_api",
     delay_seconds: float = 0,
-    kind: str = KIND_MANUAL,
+    kind: marker.Kind = KIND_MANUAL,
     retry_attempt: int | None = None,
     note: str | None = None,
-    extra_marker: dict[str, Any] | None = None,
+    parent_failure: list[Any] | None = None,
 ) -> ResumeOutcome:
     """
     Resume a failed run, or return the run that already resumed it. Commits ``session``.
@@ -122,6 +123,7 @@ def resume(
     :param retry_attempt: for automatic retries, the attempt number the new run is; otherwise the
         count is inherited from the failed run.
     :param note: the new run's note; default "Resumed from <run> at <task>".
+    :param parent_failure: for automatic retries, the failure being retried (task, type, message).
 
     :raises RunNotFoundError: unknown DAG or run.
     :raises NotResumableError: the verdict refuses; its reason says why.
@@ -133,15 +135,16 @@ def resume(
 
     with _lock_for(dag_id, run_id):
         dag, dag_run = load_dag_and_run(session, dag_id, run_id)
-        new_run_id, root, count = resumed_run_id_for(run_id, dag_run.conf)
-        existing = _existing(session, dag_id, run_id, new_run_id)
-        if existing is not None:
-            return existing
         facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
+        if facts.resumed_run_id is not None:
+            return _existing(session, dag_id, run_id, facts.resumed_run_id)
         verdict = decide(facts)
         if not verdict.resumable:
             raise NotResumableError(verdict)
         assert facts.chain is not None and facts.resume_task_id is not None
+        own = marker.check(dag_id, run_id, dag_run.conf)
+        root, count = marker.next_in_chain(run_id, own)
+        new_run_id = marker.resumed_run_id(dag_id, run_id, root, count)
         try:
             _create_resumed_run(
                 session,
@@ -149,6 +152,7 @@ def resume(
                 dag_run,
                 facts,
                 new_run_id=new_run_id,
+                source_marker=own.marker,
                 root=root,
                 count=count,
                 user=user,
@@ -157,16 +161,24 @@ def resume(
                 kind=kind,
                 retry_attempt=retry_attempt,
                 note=note,
-                extra_marker=extra_marker or {},
+                parent_failure=parent_failure,
             )
             session.commit()
         except IntegrityError:
             # A concurrent request created the same run first: that run is the answer.
             session.rollback()
-            existing = _existing(session, dag_id, run_id, new_run_id)
-            if existing is None:
+            if not _run_exists(session, dag_id, new_run_id):
                 raise
-            return existing
+            return _existing(session, dag_id, run_id, new_run_id)
+        except ResumeError:
+            session.rollback()
+            raise
+        except Exception as err:
+            session.rollback()
+            log.exception("Creating the resumed run of %s of DAG %s failed", run_id, dag_id)
+            raise ResumeError(
+                f"DAG {dag_id!r}, run {run_id!r}: creating the resumed run failed: {type(err).__name__}: {err}"
+            ) from err
         log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
         return ResumeOutcome(True, dag_id, new_run_id, run_id, facts.resume_task_id, root, count)
 
@@ -186,22 +198,35 @@ def _run_after(now: datetime, delay_seconds: float) -> datetime:
     return now + timedelta(seconds=delay_seconds)
 
 
-def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str) -> ResumeOutcome | None:
+def _run_exists(session: Session, dag_id: str, run_id: str) -> bool:
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
-    run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == new_run_id))
-    if run is None:
-        return None
-    marker = (run.conf or {}).get(CONF_KEY) or {}
+    return (
+        session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)) is not None
+    )
+
+
+def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str) -> ResumeOutcome:
+    """The outcome for a resumed run the provider created earlier (its signed record says so)."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    conf = session.scalar(select(DagRun.conf).where(DagRun.dag_id == dag_id, DagRun.run_id == new_run_id))
+    found = marker.check(dag_id, new_run_id, conf).marker
+    if found is None or found.parent_run_id != source_run_id:
+        raise ResumeError(
+            f"DAG {dag_id!r}, run {source_run_id!r}: the run {new_run_id!r} was not created by this provider "
+            "to resume it."
+        )
     return ResumeOutcome(
         False,
         dag_id,
         new_run_id,
         source_run_id,
-        marker.get("resumed_at_task_id"),
-        marker.get("root_run_id", source_run_id),
-        int(marker.get("resume_count", 1)),
+        found.resumed_at_task_id,
+        found.root_run_id,
+        found.resume_count,
     )
 
 
@@ -212,15 +237,16 @@ def _create_resumed_run(
     facts: Any,
     *,
     new_run_id: str,
+    source_marker: marker.RunMarker | None,
     root: str,
     count: int,
     user: str | None,
     triggered_by: str,
     delay_seconds: float,
-    kind: str,
+    kind: marker.Kind,
     retry_attempt: int | None,
     note: str | None,
-    extra_marker: dict[str, Any],
+    parent_failure: list[Any] | None,
 ) -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.state import DagRunState, TaskInstanceState
@@ -230,23 +256,22 @@ def _create_resumed_run(
     head = chain.head
     point = facts.resume_task_id
     now = datetime.now(timezone.utc)
-    source_marker = (source.conf or {}).get(CONF_KEY) or {}
     if retry_attempt is None:
-        retry_attempt = int(source_marker.get("retry_attempt", 0))
-    marker = {
-        **extra_marker,
-        "parent_run_id": source.run_id,
-        "root_run_id": root,
-        "resume_count": count,
-        "resumed_at_task_id": point,
-        "kind": kind,
-        "retry_attempt": retry_attempt,
-        "logical_date": head.inputs.logical_date,
-        "data_interval_start": head.inputs.data_interval_start,
-        "data_interval_end": head.inputs.data_interval_end,
-        "params": head.inputs.params,
-        "source": chain.head_ref.model_dump(),
-    }
+        retry_attempt = source_marker.retry_attempt if source_marker is not None else 0
+    record = marker.RunMarker(
+        parent_run_id=source.run_id,
+        root_run_id=root,
+        resume_count=count,
+        resumed_at_task_id=point,
+        kind=kind,
+        retry_attempt=retry_attempt,
+        logical_date=head.inputs.logical_date,
+        data_interval_start=head.inputs.data_interval_start,
+        data_interval_end=head.inputs.data_interval_end,
+        params=head.inputs.params,
+        source=chain.head_ref.model_dump(),
+        parent_failure=parent_failure,
+    )
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
     note = note or f"Resumed from {source.run_id} at {point}"
     new_run = dag.create_dagrun(
@@ -254,7 +279,7 @@ def _create_resumed_run(
         logical_date=None,
         data_interval=None,
         run_after=_run_after(now, delay_seconds),
-        conf={**original_conf, CONF_KEY: marker},
+        conf={**original_conf, CONF_KEY: marker.sign(dag.dag_id, new_run_id, record)},
         run_type=DagRunType.MANUAL,
         triggered_by=DagRunTriggeredByType(triggered_by),
         triggering_user_name=user,

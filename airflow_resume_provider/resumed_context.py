@@ -2,26 +2,33 @@
 The task wrapper's logic: a resumed run's tasks see the original run's context, exactly.
 
 A resumed run cannot carry the original ``logical_date`` (``(dag_id, logical_date)`` is unique), so
-it is created with ``logical_date=None`` and the original values in ``conf["__resume__"]``. Before a
-task renders its templates, :func:`apply` puts the original ``logical_date``, ``ds``, ``ts``,
-``data_interval_*`` and ``params`` back into its context and removes the bookkeeping from
-``dag_run.conf`` and ``params``, so tasks read exactly what the original run's tasks read.
+it is created with ``logical_date=None`` and the original values in ``conf["__resume__"]``, signed by
+the provider. Before a task renders its templates, :func:`apply` verifies that record, puts the
+original ``logical_date``, ``ds``, ``ts``, ``data_interval_*`` and ``params`` back into its context and
+removes the bookkeeping from ``dag_run.conf`` and ``params``, so tasks read exactly what the original
+run's tasks read. A ``__resume__`` entry the provider did not sign is ignored (and said so in the log).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow_resume_provider import marker
 from airflow_resume_provider.bookkeeping import CONF_KEY
+from airflow_resume_provider.exceptions import ResumedContextError
+from airflow_resume_provider.settings import PARAM_NAME
+
+if TYPE_CHECKING:
+    from airflow_resume_provider.marker import RunMarker
 
 log = logging.getLogger(__name__)
 
-# The marker taken out of the run's conf in this task process, for the capture's lineage record.
-_markers: dict[tuple[str, str], dict[str, Any]] = {}
+# The verified record taken out of the run's conf in this task process, for the capture's lineage.
+_markers: dict[tuple[str, str], RunMarker] = {}
 
 
-def marker_for(dag_id: str, run_id: str) -> dict[str, Any] | None:
+def marker_for(dag_id: str, run_id: str) -> RunMarker | None:
     return _markers.get((dag_id, run_id))
 
 
@@ -34,22 +41,48 @@ def _parse(value: Any) -> Any:
 
 
 def apply(context: dict[str, Any]) -> None:
-    """Present the original run's context in a resumed run; a no-op for any other run."""
+    """
+    Present the original run's context in a resumed run; a no-op for any other run.
+
+    :raises ResumedContextError: the run looks resumed but its record cannot be verified here, or the
+        original context cannot be applied; the task must then not run with other inputs.
+    """
     dag_run = context.get("dag_run")
     conf = getattr(dag_run, "conf", None) or {}
-    marker = conf.get(CONF_KEY)
-    if dag_run is None or not isinstance(marker, dict):
+    if dag_run is None or not isinstance(conf, dict) or CONF_KEY not in conf:
         return
     ti = context.get("ti")
-    _markers[(getattr(ti, "dag_id", ""), getattr(ti, "run_id", ""))] = marker
-    clean_conf = {k: v for k, v in conf.items() if k != CONF_KEY}
-    logical_date = _parse(marker.get("logical_date"))
-    interval_start = _parse(marker.get("data_interval_start"))
-    interval_end = _parse(marker.get("data_interval_end"))
+    dag_id, run_id = str(getattr(ti, "dag_id", "")), str(getattr(ti, "run_id", ""))
+    checked = marker.check_quietly(dag_id, run_id, conf)
+    if checked.marker is None:
+        if marker.looks_resumed(run_id):
+            raise ResumedContextError(
+                f"Run {run_id!r} of DAG {dag_id!r} looks like a resumed run, but its {CONF_KEY!r} record cannot "
+                f"be verified on this worker ({checked.ignored}) so the original run's context cannot be "
+                "presented. The task does not run with other inputs. Make [api_auth] jwt_secret (or [resume] "
+                "signing_key) the same on every Airflow component, then clear the task."
+            )
+        log.warning("%s", checked.ignored)
+        return
+    try:
+        _present(context, dag_run, conf, checked.marker)
+    except Exception as err:
+        raise ResumedContextError(
+            f"The original context of run {checked.marker.parent_run_id!r} could not be presented to task "
+            f"{getattr(ti, 'task_id', '?')!r} of the resumed run {run_id!r}: {type(err).__name__}: {err}. The task "
+            "does not run with other inputs."
+        ) from err
+    _markers[(dag_id, run_id)] = checked.marker
+
+
+def _present(context: dict[str, Any], dag_run: Any, conf: dict[str, Any], record: RunMarker) -> None:
+    logical_date = _parse(record.logical_date)
+    interval_start = _parse(record.data_interval_start)
+    interval_end = _parse(record.data_interval_end)
 
     # Change the run object the task runner builds every context from, so a later
     # get_template_context() call yields the same values.
-    dag_run.conf = clean_conf
+    dag_run.conf = {k: v for k, v in conf.items() if k != CONF_KEY}
     if logical_date is not None:
         dag_run.logical_date = logical_date
         dag_run.data_interval_start = interval_start
@@ -66,25 +99,18 @@ def apply(context: dict[str, Any]) -> None:
             data_interval_start=interval_start,
             data_interval_end=interval_end,
         )
-    _restore_params(context.get("params"), marker.get("params"))
+    _restore_params(context.get("params"), record.params)
 
 
-def _restore_params(params: Any, recorded: Any) -> None:
+def _restore_params(params: Any, recorded: dict[str, Any]) -> None:
     if params is None:
         return
     if CONF_KEY in params:
         del params[CONF_KEY]
-    if not isinstance(recorded, dict):
-        return
     for key, value in recorded.items():
-        if key == CONF_KEY:
+        if key in (CONF_KEY, PARAM_NAME):
             continue
-        try:
-            params[key] = value
-        except Exception:  # a param whose schema changed since: keep today's value, say so
-            log.warning(
-                "Param %r of the original run could not be restored (%r); kept the current value.", key, value
-            )
+        params[key] = value  # validated against today's schema; the verdict checked it accepts them
 
 
 def wrap_render_template_fields(task: Any) -> None:
@@ -94,10 +120,7 @@ def wrap_render_template_fields(task: Any) -> None:
     render = type(task).render_template_fields
 
     def render_template_fields(context: Any, jinja_env: Any = None) -> Any:
-        try:
-            apply(context)
-        except Exception:
-            log.warning("Could not present the original run's context; no impact on the run.", exc_info=True)
+        apply(context)  # raises when a resumed run's task would otherwise run with other inputs
         return render(context["task"], context, jinja_env)
 
     task.render_template_fields = render_template_fields

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import conf
-from airflow_resume_provider.bookkeeping import CONF_KEY
+from airflow_resume_provider import conf, marker
 from airflow_resume_provider.exceptions import ResumeConfigError
-from airflow_resume_provider.resumability import MANUAL_KILL, STATE_UNREACHABLE, Verdict, decide, gather_facts
+from airflow_resume_provider.facts import gather_facts
+from airflow_resume_provider.resumability import MANUAL_KILL, STATE_UNREACHABLE, Verdict, decide
 from airflow_resume_provider.settings import ResumeSettings, settings_for
 
 if TYPE_CHECKING:
@@ -56,15 +56,21 @@ class RetryDecision:
     final: bool = True
 
 
-def _failure_signature(failure: dict[str, Any] | None, task_id: str | None) -> tuple | None:
+def _failure_signature(failure: dict[str, Any] | None, task_id: str | None) -> list[Any] | None:
     if not failure:
         return None
-    return (task_id, failure.get("exception_type"), failure.get("message"))
+    return [task_id, failure.get("exception_type"), failure.get("message")]
 
 
-def decide_retry(settings: ResumeSettings, verdict: Verdict, source_marker: dict[str, Any]) -> RetryDecision:
-    """Whether a failed run is retried automatically, as a pure function of recorded facts."""
-    attempt = int(source_marker.get("retry_attempt", 0)) + 1
+def decide_retry(
+    settings: ResumeSettings, verdict: Verdict, source_marker: marker.RunMarker | None
+) -> RetryDecision:
+    """
+    Whether a failed run is retried automatically, as a pure function of recorded facts.
+
+    :param source_marker: the provider's signed record of the failed run, None for a run it did not create.
+    """
+    attempt = (source_marker.retry_attempt if source_marker is not None else 0) + 1
     failure = verdict.failure
     if verdict.reason_code == MANUAL_KILL:
         return RetryDecision(False, attempt, "Not retried: the run was stopped by hand.")
@@ -97,8 +103,8 @@ def decide_retry(settings: ResumeSettings, verdict: Verdict, source_marker: dict
             )
     if settings.stop_on_repeated_error:
         current = _failure_signature(failure, verdict.failed_task_id)
-        previous = source_marker.get("parent_failure")
-        if current is not None and previous and current == tuple(previous):
+        previous = source_marker.parent_failure if source_marker is not None else None
+        if current is not None and previous and current == list(previous):
             return RetryDecision(
                 False,
                 attempt,
@@ -123,7 +129,6 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
 
     :return: the decision, or None when the run is not a candidate (retries off, not failed).
     """
-    from airflow_resume_provider.resumability import resumed_run_id_for
     from airflow_resume_provider.resume import KIND_RETRY, RunNotFoundError, load_dag_and_run, resume
 
     try:
@@ -133,11 +138,11 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         return None
     if not settings.enabled or settings.retries == 0 or dag_run.state != "failed":
         return None
-    marker = (dag_run.conf or {}).get(CONF_KEY) or {}
+    own = marker.check_quietly(dag_id, run_id, dag_run.conf).marker
     verdict = decide(gather_facts(session, dag, dag_run))
     if verdict.resumed_run_id:
-        return RetryDecision(False, int(marker.get("retry_attempt", 0)) + 1, "already resumed")
-    decision = decide_retry(settings, verdict, marker)
+        return RetryDecision(False, (own.retry_attempt if own else 0) + 1, "already resumed")
+    decision = decide_retry(settings, verdict, own)
     if not decision.retry:
         if decision.final:
             _append_note(session, dag_run, decision.note)
@@ -145,7 +150,6 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         return decision
 
     from_task = None if settings.on_retry else verdict.plan[0].task_id
-    new_run_id, _root, _count = resumed_run_id_for(run_id, dag_run.conf)
     how = (
         f"resumed from {run_id} at {verdict.failed_task_id}"
         if settings.on_retry
@@ -161,16 +165,16 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         kind=KIND_RETRY,
         retry_attempt=decision.attempt,
         note=f"Automatic retry {decision.attempt} of {settings.retries}: {how}",
-        extra_marker={"parent_failure": _failure_signature(verdict.failure, verdict.failed_task_id)},
+        parent_failure=_failure_signature(verdict.failure, verdict.failed_task_id),
     )
     if outcome.created:
         _, dag_run = load_dag_and_run(session, dag_id, run_id)
         _append_note(
             session,
             dag_run,
-            f"Retried automatically as {new_run_id} (attempt {decision.attempt} of {settings.retries}).",
+            f"Retried automatically as {outcome.dag_run_id} (attempt {decision.attempt} of {settings.retries}).",
         )
-        log.info("Run %s of DAG %s failed; retry %s created", run_id, dag_id, new_run_id)
+        log.info("Run %s of DAG %s failed; retry %s created", run_id, dag_id, outcome.dag_run_id)
     return decision
 
 

@@ -14,7 +14,13 @@ from airflow_resume_provider.bookkeeping import RETURN_KEY
 from airflow_resume_provider.exceptions import StateError, StateMissingError
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.model import StateRecord, StateRef, XComEntry
-from airflow_resume_provider.state.paths import StateLocation
+from airflow_resume_provider.state.paths import (
+    LinkRefused,
+    StateLocation,
+    StateRoot,
+    relative_to_roots,
+    resolve_link,
+)
 
 
 @dataclass(frozen=True)
@@ -54,15 +60,45 @@ class StateChain:
         return restored
 
 
-def load_chain(location: StateLocation, *, key: bytes | None = None, max_links: int = 10_000) -> StateChain:
+@dataclass(frozen=True)
+class ChainScope:
+    """Where the links of one run's state may lead: configured folders, known log templates, its lineage."""
+
+    dag_id: str
+    #: The run and the runs it was resumed from (restored tasks link to the files where they ran).
+    run_ids: list[str]
+    roots: list[StateRoot]
+    templates: list[str]
+
+    def display(self, url: str) -> str:
+        """A state file's path as shown to users: relative to its folder, never a full server path."""
+        return relative_to_roots(url, self.roots)
+
+    def resolve(self, url: object, task_id: str) -> tuple[StateLocation, str, int]:
+        """The location of a linked state file of ``task_id``; :class:`StateError` if it is refused."""
+        try:
+            return resolve_link(
+                url, self.roots, self.templates, dag_id=self.dag_id, run_ids=self.run_ids, task_id=task_id
+            )
+        except LinkRefused as err:
+            raise StateError(f"state link {err}: refused, not read.") from None
+
+
+def load_chain(
+    location: StateLocation, scope: ChainScope, *, key: bytes | None = None, max_links: int = 10_000
+) -> StateChain:
     """
     Load and verify the state file at ``location`` and every file it links back to.
 
-    :raises StateError: a file is missing, corrupt, fails its integrity check, or a link is broken.
+    Each link is checked against ``scope`` before anything is read from it.
+
+    :raises StateError: a file is missing, corrupt, fails its integrity check, or a link is broken or
+        leads somewhere a state file of the expected task cannot be.
     """
-    loaded = storage.load(location, key)
+    shown = scope.display(location.url)
+    loaded = storage.load(location, key, where=shown)
     if loaded is None:
-        raise StateMissingError(f"State file {location.url} does not exist.")
+        raise StateMissingError(f"State file {shown} does not exist.")
     head, digest = loaded
     head_ref = StateRef(path=location.url, digest=digest)
     chain = StateChain(head=head, head_ref=head_ref, records=[(head, head_ref)])
@@ -77,24 +113,33 @@ def load_chain(location: StateLocation, *, key: bytes | None = None, max_links: 
                 "(see its 'resume_capture_error' XCom), so its results cannot be restored."
             )
         if len(chain.records) >= max_links:
+            raise StateError(f"State chain from {shown} is longer than {max_links} links; it is corrupt.")
+        try:
+            linked_location, run_id, try_number = scope.resolve(ref.path, upstream)
+        except StateError as err:
             raise StateError(
-                f"State chain from {location.url} is longer than {max_links} links; it is corrupt."
-            )
-        linked = storage.load(StateLocation(url=ref.path, conn_id=location.conn_id), key)
+                f"The state of task {record.identity.task_id!r} (run {record.identity.run_id!r}) has a {err}"
+            ) from None
+        linked_shown = scope.display(ref.path)
+        linked = storage.load(linked_location, key, where=linked_shown)
         if linked is None:
             raise StateError(
-                f"State file {ref.path} of task {upstream!r}, needed to restore its results, does not exist."
+                f"State file {linked_shown} of task {upstream!r}, needed to restore its results, does not exist."
             )
         record, linked_digest = linked
         if linked_digest != ref.digest:
             raise StateError(
-                f"State file {ref.path} of task {upstream!r} changed after it was referenced "
+                f"State file {linked_shown} of task {upstream!r} changed after it was referenced "
                 f"(digest {linked_digest[:12]}..., expected {ref.digest[:12]}...); it is not trusted."
             )
-        if record.identity.task_id != upstream:
+        identity = record.identity
+        if (identity.dag_id, identity.run_id, identity.task_id) != (scope.dag_id, run_id, upstream) or (
+            try_number and identity.try_number != try_number
+        ):
             raise StateError(
-                f"State file {ref.path} belongs to task {record.identity.task_id!r}, not to {upstream!r}; "
-                "the state chain is corrupt."
+                f"State file {linked_shown} holds the state of another task attempt ({identity.dag_id!r}, "
+                f"{identity.run_id!r}, {identity.task_id!r}, try {identity.try_number}), not of task "
+                f"{upstream!r}; the state chain is corrupt."
             )
         chain.records.append((record, ref))
     return chain

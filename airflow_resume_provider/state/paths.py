@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any
 
 import jinja2
 
@@ -91,3 +93,101 @@ def state_location(
         template, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number
     )
     return StateLocation(url=f"{folder_url(folder)}/{state_relpath(rel).lstrip('/')}", conn_id=conn_id)
+
+
+# --- links between state files: only files of the expected tasks, under a known folder ------------
+
+#: A try number no real attempt has; rendered into a template to find where the try number goes.
+_TRY_SENTINEL = 918273645
+
+
+@dataclass(frozen=True)
+class StateRoot:
+    """A folder state files may be read from (configured, not taken from any record) and its connection."""
+
+    url: str
+    conn_id: str = ""
+
+
+class LinkRefused(ValueError):
+    """A state link points somewhere a state file of the expected task cannot be."""
+
+
+def state_roots(folders: list[tuple[str, str]]) -> list[StateRoot]:
+    """Normalised, de-duplicated roots from ``(folder, conn_id)`` settings; empty folders are skipped."""
+    roots: list[StateRoot] = []
+    for folder, conn_id in folders:
+        if not folder or not folder.strip():
+            continue
+        root = StateRoot(folder_url(folder), conn_id)
+        if all(r.url != root.url for r in roots):
+            roots.append(root)
+    return roots
+
+
+def relative_to_roots(url: str, roots: list[StateRoot]) -> str:
+    """``url`` relative to the root it lies under (for messages: no server paths), else ``url``."""
+    for root in roots:
+        if url.startswith(root.url + "/"):
+            return url[len(root.url) + 1 :]
+    return url
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(template: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> re.Pattern[str]:
+    rel = state_relpath(
+        render_log_relpath(
+            template,
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            map_index=map_index,
+            try_number=_TRY_SENTINEL,
+        )
+    ).lstrip("/")
+    escaped = re.escape(rel).replace(str(_TRY_SENTINEL), r"(?P<try_number>[1-9][0-9]{0,5})", 1)
+    return re.compile(escaped.replace(str(_TRY_SENTINEL), r"(?P=try_number)"))
+
+
+def resolve_link(
+    url: Any,
+    roots: list[StateRoot],
+    templates: list[str],
+    *,
+    dag_id: str,
+    run_ids: list[str],
+    task_id: str,
+    map_index: int = -1,
+) -> tuple[StateLocation, str, int]:
+    """
+    Check that ``url`` is the state file of ``task_id`` in one of ``run_ids``, under one of ``roots``
+    and laid out by one of ``templates``; nothing is read.
+
+    :return: the location (with the root's connection), the run id and the try number it belongs to.
+    :raises LinkRefused: naming the link and why it is refused.
+    """
+    if not isinstance(url, str) or not url:
+        raise LinkRefused(f"{url!r}, which is not a path")
+    shown = url if len(url) <= 300 else url[:300] + "..."
+    if any(ch in url for ch in "\0\\?#") or "/../" in url or "/./" in url or url.endswith(("/..", "/.")):
+        raise LinkRefused(f"{shown!r}, which is not a plain path")
+    root = next((r for r in roots if url.startswith(r.url + "/")), None)
+    if root is None:
+        raise LinkRefused(f"{shown!r}, which lies outside the state folder")
+    rel = url[len(root.url) + 1 :]
+    for run_id in run_ids:
+        for template in templates:
+            try:
+                match = _layout(template, dag_id, run_id, task_id, map_index).fullmatch(rel)
+            except ValueError:
+                continue  # a template the path cannot be built from: it laid out no state file
+            if match:
+                return (
+                    StateLocation(url=url, conn_id=root.conn_id),
+                    run_id,
+                    int(match.groupdict().get("try_number") or 0),
+                )
+    raise LinkRefused(
+        f"{shown!r}, which is not where the state of task {task_id!r} of run "
+        f"{' or '.join(map(repr, run_ids[:3]))}{' ...' if len(run_ids) > 3 else ''} is kept"
+    )

@@ -11,7 +11,7 @@ from airflow_resume_provider import conf
 from airflow_resume_provider.exceptions import StateError, StateStorageError
 from airflow_resume_provider.state import integrity
 from airflow_resume_provider.state.model import SCHEMA_VERSION, StateRecord
-from airflow_resume_provider.state.paths import StateLocation, state_location
+from airflow_resume_provider.state.paths import StateLocation, StateRoot, state_location, state_roots
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -21,9 +21,26 @@ def configured_folder() -> tuple[str, str]:
     """The state folder and its connection id, from ``[resume]`` or else the logging settings."""
     folder = conf.state_folder()
     if folder:
-        return folder, conf.state_conn_id()
+        is_local = "://" not in folder or folder.startswith("file://")
+        return folder, conf.state_conn_id() or ("" if is_local else conf.remote_log_conn_id())
     log_folder, log_conn_id = conf.logging_folder()
     return log_folder, conf.state_conn_id() or log_conn_id
+
+
+def roots() -> list[StateRoot]:
+    """
+    Every folder a state file may be read from: the configured state folder first, then the local and
+    the remote log folders (where state was kept before a change of configuration). Links recorded in
+    state files and XComs are only followed into these.
+    """
+    remote = conf.remote_base_log_folder()
+    return state_roots(
+        [
+            configured_folder(),
+            (conf.local_log_folder(), ""),
+            (remote, conf.state_conn_id() or conf.remote_log_conn_id()),
+        ]
+    )
 
 
 def location_for(
@@ -114,8 +131,9 @@ def write_bytes(handle: Any, data: bytes) -> None:
     handle.write_bytes(data)
 
 
-def read_bytes(location: StateLocation) -> bytes | None:
+def read_bytes(location: StateLocation, *, where: str | None = None) -> bytes | None:
     """A state file's bytes, or None when it does not exist. Storage failures raise StateStorageError."""
+    where = where or location.url
     try:
         if location.is_local:
             try:
@@ -128,16 +146,20 @@ def read_bytes(location: StateLocation) -> bytes | None:
             return None
         return path.read_bytes()
     except OSError as err:
-        raise StateStorageError(f"Could not read state file {location.url}: {err}") from err
+        raise StateStorageError(f"Could not read state file {where}: {err}") from err
     except Exception as err:
-        raise StateStorageError(
-            f"Could not read state file {location.url}: {type(err).__name__}: {err}"
-        ) from err
+        raise StateStorageError(f"Could not read state file {where}: {type(err).__name__}: {err}") from err
 
 
-def load(location: StateLocation, key: bytes | None = None) -> tuple[StateRecord, str] | None:
-    """Read and verify a state file; None when it does not exist."""
-    data = read_bytes(location)
+def load(
+    location: StateLocation, key: bytes | None = None, *, where: str | None = None
+) -> tuple[StateRecord, str] | None:
+    """
+    Read and verify a state file; None when it does not exist.
+
+    :param where: how messages name the file (default: its URL).
+    """
+    data = read_bytes(location, where=where)
     if data is None:
         return None
-    return decode(data, conf.signing_key() if key is None else key, where=location.url)
+    return decode(data, conf.signing_key() if key is None else key, where=where or location.url)

@@ -1,0 +1,369 @@
+"""
+Collecting the facts a verdict depends on, from the metadata DB and the state files.
+
+Only facts the provider can vouch for are used: a run's ``__resume__`` conf entry counts only when
+the provider signed it for that run (:mod:`airflow_resume_provider.marker`), and a state link is only
+followed into a configured folder, to the file of the expected task of the run or the runs it was
+resumed from (:class:`~airflow_resume_provider.state.chain.ChainScope`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow_resume_provider import marker
+from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
+from airflow_resume_provider.exceptions import (
+    NonLinearDagError,
+    ResumeConfigError,
+    StateError,
+    StateMissingError,
+    StateStorageError,
+)
+from airflow_resume_provider.resumability import (
+    STATE_INVALID,
+    STATE_MISSING,
+    STATE_NOT_RECORDED,
+    STATE_UNREACHABLE,
+    RunFacts,
+)
+from airflow_resume_provider.settings import PARAM_NAME, settings_for
+from airflow_resume_provider.state import storage
+from airflow_resume_provider.state.chain import ChainScope, load_chain
+from airflow_resume_provider.structure import linear_order
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from airflow_resume_provider.state.paths import StateLocation
+
+# Audit-log events of Airflow's API that can set a task instance or a run to failed by hand.
+MANUAL_STATE_EVENTS = ("patch_task_instance", "bulk_task_instances", "patch_dag_run", "bulk_dag_runs")
+#: How many runs back a lineage is followed at most.
+MAX_LINEAGE = 1000
+
+
+def shown(value: Any, limit: int = 100) -> str:
+    """A user-supplied value for a message, quoted and bounded."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...'"
+
+
+# --- the run's own record and lineage ---------------------------------------------------------------
+
+
+def _run_conf(session: Session, dag_id: str, run_id: str) -> tuple[bool, Any]:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    row = session.execute(select(DagRun.conf).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)).first()
+    return (row is not None, row[0] if row is not None else None)
+
+
+def existing_resumed_run(session: Session, dag_id: str, run_id: str, own: marker.MarkerCheck) -> str | None:
+    """
+    The run the provider created to resume ``run_id``, if any.
+
+    :raises ResumeConfigError: the id is taken by a run the provider did not create (nor could have:
+        the id is tagged with the deployment's secret), so it cannot be used.
+    """
+    root, count = marker.next_in_chain(run_id, own)
+    new_run_id = marker.resumed_run_id(dag_id, run_id, root, count)
+    exists, conf = _run_conf(session, dag_id, new_run_id)
+    if not exists:
+        return None
+    found = marker.check(dag_id, new_run_id, conf)
+    if found.marker is None or found.marker.parent_run_id != run_id:
+        raise ResumeConfigError(
+            f"DAG {dag_id!r}, run {run_id!r}: the run id {new_run_id!r} reserved for its resumed run is taken "
+            "by a run this provider did not create for it. Delete that run to resume this one."
+        )
+    return new_run_id
+
+
+def lineage_run_ids(session: Session, dag_id: str, run_id: str, own: marker.MarkerCheck) -> list[str]:
+    """The run and every run it was resumed from, newest first, following signed records only."""
+    ids = [run_id]
+    current = own
+    while current.marker is not None and len(ids) < MAX_LINEAGE:
+        parent = current.marker.parent_run_id
+        if parent in ids:
+            break
+        ids.append(parent)
+        exists, conf = _run_conf(session, dag_id, parent)
+        current = marker.check_quietly(dag_id, parent, conf) if exists else marker.MarkerCheck()
+    if own.marker is not None and own.marker.root_run_id not in ids:
+        ids.append(own.marker.root_run_id)
+    return ids
+
+
+def known_log_templates(session: Session) -> list[str]:
+    """Every ``log_filename_template`` this deployment has used (Airflow records each), newest first."""
+    from airflow.models.tasklog import LogTemplate
+    from sqlalchemy import select
+
+    from airflow_resume_provider import conf
+
+    templates = [conf.log_filename_template()]
+    for filename in session.scalars(select(LogTemplate.filename).order_by(LogTemplate.id.desc())):
+        if filename not in templates:
+            templates.append(filename)
+    return templates
+
+
+def _run_log_template(session: Session, dag_run: Any) -> str | None:
+    try:
+        return dag_run.get_log_template(session=session).filename
+    except Exception:  # a run from before log templates were recorded: today's template
+        return None
+
+
+# --- manual kills -----------------------------------------------------------------------------------
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _failed_entities(event: str, extra: dict[str, Any], row_run_id: str | None, row_task_id: str | None):
+    """``(run_id, task_id or None)`` of what one audit-log row set to failed by hand."""
+    if event in ("patch_task_instance", "patch_dag_run"):
+        key = "new_state" if event == "patch_task_instance" else "state"
+        if extra.get(key) == "failed":
+            yield row_run_id, (row_task_id if event == "patch_task_instance" else None)
+        return
+    for action in extra.get("actions") or []:
+        if not isinstance(action, dict):
+            continue
+        for entity in action.get("entities") or []:
+            if not isinstance(entity, dict):
+                continue
+            state = entity.get("new_state") if event == "bulk_task_instances" else entity.get("state")
+            if state != "failed":
+                continue
+            run_id = entity.get("dag_run_id") or entity.get("run_id") or row_run_id
+            yield run_id, (entity.get("task_id") if event == "bulk_task_instances" else None)
+
+
+def manual_kill_from_audit_log(session: Session, dag_id: str, run_id: str, failed_ti: Any) -> str | None:
+    """
+    Why the run counts as stopped by hand, per Airflow's audit log, or None.
+
+    Only a "set to failed" of the failed task (or of the run) made after that task's last start counts:
+    a task failed by hand, cleared and then failed by itself is resumable.
+    """
+    from airflow.models.log import Log
+    from sqlalchemy import select
+
+    rows = session.execute(
+        select(Log.event, Log.owner, Log.run_id, Log.task_id, Log.extra, Log.dttm)
+        .where(Log.dag_id == dag_id, Log.event.in_(MANUAL_STATE_EVENTS))
+        .order_by(Log.dttm)
+    ).all()
+    started = failed_ti.start_date
+    for event, owner, row_run_id, row_task_id, extra, dttm in rows:
+        if started is not None and dttm is not None and dttm < started:
+            continue
+        for entity_run, entity_task in _failed_entities(event, _json_object(extra), row_run_id, row_task_id):
+            if entity_run != run_id or entity_task not in (None, failed_ti.task_id):
+                continue
+            what = f"task {entity_task!r}" if entity_task else "the run"
+            return (
+                f"DAG {dag_id!r}, run {run_id!r}: {what} was set to failed by {owner or 'a user'} "
+                f"({event} at {dttm}); a run stopped on purpose is never resumed. Trigger a new run instead."
+            )
+    return None
+
+
+# --- state ------------------------------------------------------------------------------------------
+
+
+def _capture_error(session: Session, dag_id: str, run_id: str, task_id: str) -> str | None:
+    value = _xcom(session, dag_id, run_id, task_id, XCOM_CAPTURE_ERROR)
+    if value is None:
+        return None
+    return str(value.get("reason")) if isinstance(value, dict) else str(value)
+
+
+def _xcom(session: Session, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+    from airflow.models.xcom import XComModel
+
+    value = session.scalar(
+        XComModel.get_many(run_id=run_id, key=key, task_ids=task_id, dag_ids=dag_id).with_only_columns(
+            XComModel.value
+        )
+    )
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def state_location(
+    session: Session, dag_run: Any, ti: Any, scope: ChainScope
+) -> tuple[StateLocation, str, int]:
+    """
+    Where the state of ``ti``'s last attempt was written: the reference the task announced (checked
+    against ``scope``), else the path the run's own log template gives in the configured folder.
+
+    :return: the location, the run and the try number the file must belong to (0: any try).
+    :raises StateError: the announced reference is refused.
+    """
+    announced = _xcom(session, dag_run.dag_id, dag_run.run_id, ti.task_id, XCOM_STATE_REF)
+    try_number = max(ti.try_number or 1, 1)
+    if isinstance(announced, dict) and "path" in announced:
+        location, run_id, file_try = scope.resolve(announced["path"], ti.task_id)
+        if run_id == dag_run.run_id and file_try not in (0, try_number):
+            raise StateError(
+                f"the state reference of task {ti.task_id!r} names try {file_try}, but its last try is "
+                f"{try_number}"
+            )
+        return location, run_id, file_try
+    location = storage.location_for(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        task_id=ti.task_id,
+        map_index=-1,
+        try_number=try_number,
+        template=_run_log_template(session, dag_run),
+    )
+    return location, dag_run.run_id, try_number
+
+
+def params_problem(dag: Any, run_conf: dict[str, Any], recorded: dict[str, Any]) -> str | None:
+    """Why the DAG's current params refuse the original run's values (and conf), or None."""
+    values = {k: v for k, v in recorded.items() if k not in (PARAM_NAME, CONF_KEY) and k in dag.params}
+    try:
+        dag.params.deep_merge({**values, **run_conf}).validate()
+    except Exception as err:
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return None
+
+
+# --- all together -----------------------------------------------------------------------------------
+
+
+def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str | None = None) -> RunFacts:
+    """Collect the facts for ``dag_run`` of ``dag`` (the latest serialized version)."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    from airflow_resume_provider.manual_kill import killed_marker
+
+    dag_id, run_id = dag_run.dag_id, dag_run.run_id
+    where = f"DAG {dag_id!r}, run {run_id!r}"
+    facts = RunFacts(dag_id=dag_id, run_id=run_id, run_state=str(dag_run.state))
+    try:
+        settings = facts.settings = settings_for(dag)
+    except ResumeConfigError as err:
+        facts.settings_error = str(err)
+        settings = None
+    if settings is None or not settings.enabled:
+        return facts
+    try:
+        own = marker.check(dag_id, run_id, dag_run.conf)
+        facts.resumed_run_id = existing_resumed_run(session, dag_id, run_id, own)
+    except ResumeConfigError as err:
+        facts.settings_error = str(err)
+        return facts
+    facts.lineage = own.lineage
+    if own.ignored:
+        facts.warnings.append(own.ignored)
+    try:
+        facts.current_order = linear_order(dag)
+    except NonLinearDagError as err:
+        facts.current_order_error = str(err)
+
+    tis = {
+        ti.task_id: ti
+        for ti in session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        )
+    }
+    failed = sorted(
+        (ti for ti in tis.values() if ti.state == "failed"),
+        key=lambda ti: (ti.start_date is None, ti.start_date or 0),
+    )
+    if failed:
+        facts.failed_task_id = failed[0].task_id
+    if facts.failed_task_id is None or facts.run_state != "failed":
+        return facts
+
+    facts.requested_task_id = from_task_id
+    point = from_task_id or facts.failed_task_id
+    if point not in tis:
+        facts.resume_point_error = f"{where}: {shown(point)} is not a task of this run."
+        return facts
+    facts.resume_task_id = point
+    point_ti = tis[point]
+    if point != facts.failed_task_id and point_ti.state != "success":
+        facts.resume_point_error = (
+            f"{where}: cannot resume at {point!r}, which is {point_ti.state}; choose the failed task "
+            f"{facts.failed_task_id!r} or a task before it that succeeded."
+        )
+        return facts
+
+    failed_ti = tis[facts.failed_task_id]
+    facts.manual_kill = manual_kill_from_audit_log(session, dag_id, run_id, failed_ti)
+    scope = ChainScope(
+        dag_id=dag_id,
+        run_ids=lineage_run_ids(session, dag_id, run_id, own),
+        roots=storage.roots(),
+        templates=known_log_templates(session),
+    )
+    facts.roots = scope.roots
+    try:
+        location, head_run, head_try = state_location(session, dag_run, point_ti, scope)
+        if facts.manual_kill is None:
+            failed_location = (
+                location
+                if point == failed_ti.task_id
+                else state_location(session, dag_run, failed_ti, scope)[0]
+            )
+            facts.manual_kill = killed_marker(failed_location)
+        facts.chain = load_chain(location, scope)
+    except StateStorageError as err:
+        facts.state_error_code = STATE_UNREACHABLE
+        facts.state_error = f"{where}: the state folder cannot be reached: {err}. Try again when it is back."
+        return facts
+    except StateMissingError:
+        capture_error = _capture_error(session, dag_id, run_id, point)
+        if capture_error:
+            facts.state_error_code = STATE_NOT_RECORDED
+            facts.state_error = f"{where}: the state of task {point!r} was not recorded: {capture_error}"
+        else:
+            facts.state_error_code = STATE_MISSING
+            facts.state_error = (
+                f"{where}: no state file for task {point!r} (try {head_try}) at {scope.display(location.url)}; "
+                "the task ran before resume was enabled, or the file was deleted."
+            )
+        return facts
+    except StateError as err:
+        facts.state_error_code = STATE_INVALID
+        facts.state_error = f"{where}: {err}"
+        return facts
+    identity = facts.chain.head.identity
+    if (identity.dag_id, identity.run_id, identity.task_id) != (dag_id, head_run, point) or (
+        head_try and identity.try_number != head_try
+    ):
+        facts.state_error_code = STATE_INVALID
+        facts.state_error = (
+            f"{where}: the state file at {scope.display(location.url)} belongs to another task attempt "
+            f"({identity.dag_id!r}, {identity.run_id!r}, {identity.task_id!r}, try {identity.try_number})."
+        )
+        return facts
+    original_conf = {k: v for k, v in (dag_run.conf or {}).items() if k != CONF_KEY}
+    problem = params_problem(dag, original_conf, facts.chain.head.inputs.params)
+    if problem:
+        facts.params_error = (
+            f"{where}: the DAG's params no longer accept the original run's values: {problem}. A resume "
+            "replays the original inputs: make the params accept them again, or trigger a new run."
+        )
+    return facts

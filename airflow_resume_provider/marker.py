@@ -1,0 +1,170 @@
+"""
+The provider's record in a resumed run's conf: where the run comes from and the original context.
+
+It lives under ``conf["__resume__"]``, a place anyone who may trigger a run can also write. So the
+record is signed (HMAC-SHA256 over the DAG id, the run id and the record) with a secret that only the
+deployment's components hold (:func:`airflow_resume_provider.conf.marker_secret`), and only a record
+whose signature verifies for *that* run is trusted. Any other ``__resume__`` value is ignored, and
+said to be ignored. The same secret tags the ids of resumed runs, so nobody can create a run under
+the id the provider will use for the resumed run of another (run-id squatting).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+
+from airflow_resume_provider import conf
+from airflow_resume_provider.bookkeeping import CONF_KEY
+from airflow_resume_provider.exceptions import ResumeConfigError
+
+SIGNATURE_KEY = "signature"
+RESUME_RUN_PREFIX = "resume__"
+MAX_RUN_ID_LENGTH = 250
+_TAG_CHARS = 10
+_DEFAULT_RUN_ID_PATTERN = r"^[A-Za-z0-9_.~:+-]+$"
+
+#: How a resumed run was asked for: by a person (UI, REST, CLI) or by resume on retry.
+Kind = Literal["manual", "retry"]
+KIND_MANUAL: Kind = "manual"
+KIND_RETRY: Kind = "retry"
+
+
+class RunMarker(BaseModel):
+    """What the provider records in a run it created. Persisted JSON keys: never rename."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    parent_run_id: StrictStr
+    root_run_id: StrictStr
+    resume_count: StrictInt = Field(ge=1)
+    resumed_at_task_id: StrictStr | None = None
+    kind: Kind = KIND_MANUAL
+    retry_attempt: StrictInt = Field(default=0, ge=0)
+    logical_date: StrictStr | None = None
+    data_interval_start: StrictStr | None = None
+    data_interval_end: StrictStr | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    source: dict[str, Any] | None = None
+    #: ``[task_id, exception_type, message]`` of the failure this run retries (automatic retries).
+    parent_failure: list[Any] | None = None
+
+
+@dataclass(frozen=True)
+class MarkerCheck:
+    """The outcome of reading a run's conf: the trusted marker, or why a ``__resume__`` entry was ignored."""
+
+    marker: RunMarker | None = None
+    ignored: str | None = None
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        if self.marker is None:
+            return {}
+        return self.marker.model_dump(
+            include={
+                "parent_run_id",
+                "root_run_id",
+                "resume_count",
+                "resumed_at_task_id",
+                "kind",
+                "retry_attempt",
+            }
+        )
+
+
+def _secret() -> bytes:
+    secret = conf.marker_secret()
+    if not secret:
+        raise ResumeConfigError(
+            "Neither [resume] signing_key nor [api_auth] jwt_secret is set on this component, so resumed "
+            "runs cannot be signed or verified. Set [api_auth] jwt_secret (or [resume] signing_key) to the "
+            "same value on every Airflow component."
+        )
+    return hmac.new(secret, b"airflow-resume-provider/run-marker", hashlib.sha256).digest()
+
+
+def _signature(key: bytes, dag_id: str, run_id: str, body: dict[str, Any]) -> str:
+    payload = json.dumps(
+        {"dag_id": dag_id, "run_id": run_id, "marker": body},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+
+
+def sign(dag_id: str, run_id: str, marker: RunMarker) -> dict[str, Any]:
+    """The conf value for ``marker`` in run ``run_id``: its JSON form plus a signature bound to the run."""
+    body = marker.model_dump(mode="json")
+    return {**body, SIGNATURE_KEY: _signature(_secret(), dag_id, run_id, body)}
+
+
+def check(dag_id: str, run_id: str, run_conf: Any) -> MarkerCheck:
+    """The marker of a run, trusted only when the provider signed it for this very run."""
+    if not isinstance(run_conf, dict) or CONF_KEY not in run_conf:
+        return MarkerCheck()
+    raw = run_conf[CONF_KEY]
+    ignored = (
+        f"The run's conf has a {CONF_KEY!r} entry that this provider did not write for this run; it was "
+        "ignored and the run is treated as a normal run."
+    )
+    if not isinstance(raw, dict) or not isinstance(raw.get(SIGNATURE_KEY), str):
+        return MarkerCheck(ignored=ignored)
+    body = {k: v for k, v in raw.items() if k != SIGNATURE_KEY}
+    if not hmac.compare_digest(_signature(_secret(), dag_id, run_id, body), raw[SIGNATURE_KEY]):
+        return MarkerCheck(ignored=ignored)
+    try:
+        return MarkerCheck(marker=RunMarker.model_validate(body))
+    except ValidationError:
+        return MarkerCheck(ignored=ignored)
+
+
+def check_quietly(dag_id: str, run_id: str, run_conf: Any) -> MarkerCheck:
+    """:func:`check`, where a component without the secret treats every entry as not verifiable."""
+    try:
+        return check(dag_id, run_id, run_conf)
+    except ResumeConfigError as err:
+        if isinstance(run_conf, dict) and CONF_KEY in run_conf:
+            return MarkerCheck(ignored=str(err))
+        return MarkerCheck()
+
+
+def looks_resumed(run_id: str) -> bool:
+    """Whether a run id has the shape of the provider's resumed runs (not proof: see :func:`check`)."""
+    return run_id.startswith(RESUME_RUN_PREFIX)
+
+
+def _run_id_acceptable(run_id: str) -> bool:
+    pattern = conf.allowed_run_id_pattern() or _DEFAULT_RUN_ID_PATTERN
+    try:
+        return len(run_id) <= MAX_RUN_ID_LENGTH and re.match(pattern, run_id) is not None
+    except re.error:
+        return re.match(_DEFAULT_RUN_ID_PATTERN, run_id) is not None
+
+
+def resumed_run_id(dag_id: str, source_run_id: str, root_run_id: str, count: int) -> str:
+    """
+    The id of the run that resumes ``source_run_id``: deterministic, so concurrent requests meet on
+    it, and tagged with the secret, so nobody else can create a run under it in advance.
+    """
+    tag = hmac.new(_secret(), f"{dag_id}\0{source_run_id}\0{count}".encode(), hashlib.sha256).hexdigest()[
+        :_TAG_CHARS
+    ]
+    run_id = f"{RESUME_RUN_PREFIX}{root_run_id}__{count}__{tag}"
+    if not _run_id_acceptable(run_id):
+        run_id = f"{RESUME_RUN_PREFIX}{hashlib.sha256(root_run_id.encode()).hexdigest()[:24]}__{count}__{tag}"
+    return run_id
+
+
+def next_in_chain(source_run_id: str, source: MarkerCheck) -> tuple[str, int]:
+    """The root run and resume count of the run that resumes ``source_run_id``."""
+    if source.marker is not None:
+        return source.marker.root_run_id, source.marker.resume_count + 1
+    return source_run_id, 1
