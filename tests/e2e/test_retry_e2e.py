@@ -23,8 +23,26 @@ def ledger(stack, tmp_path):
     return executed
 
 
-def chain_run(root: str, n: int) -> str:
-    return f"resume__{root}__{n}"
+def chain_runs(stack, dag_id: str, root: str) -> dict[int, str]:
+    """The runs resuming ``root``, by their place in the chain (ids: ``resume__<root>__<n>__<tag>``)."""
+    with stack.client() as c:
+        runs = c.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]
+    prefix = f"resume__{root}__"
+    found = {}
+    for run in runs:
+        if run["dag_run_id"].startswith(prefix):
+            n, _, _tag = run["dag_run_id"][len(prefix) :].partition("__")
+            found[int(n)] = run["dag_run_id"]
+    return found
+
+
+def wait_for_chain_run(stack, dag_id: str, root: str, n: int, timeout: float = 60) -> str:
+    return wait_for(
+        lambda: chain_runs(stack, dag_id, root).get(n),
+        timeout=timeout,
+        interval=1,
+        what=f"retry {n} of {root} created",
+    )
 
 
 def wait_for_note(stack, dag_id: str, run_id: str, text: str, timeout: float = 90) -> str:
@@ -40,11 +58,9 @@ def test_two_retries_resume_at_the_failed_task_until_success(stack, ledger):
     dag = "resume_test_retry_two"
     root = stack.trigger(dag)
     assert stack.wait_for_run(dag, root) == "failed"
-    first = chain_run(root, 1)
-    wait_for(lambda: stack.run_exists(dag, first), timeout=60, what="first retry created")
+    first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
     assert stack.wait_for_run(dag, first) == "failed"
-    second = chain_run(root, 2)
-    wait_for(lambda: stack.run_exists(dag, second), timeout=60, what="second retry created")
+    second = wait_for_chain_run(stack, dag, root, 2, timeout=60)
     assert stack.wait_for_run(dag, second) == "success"
 
     assert ledger(dag) == ["first", "flaky", "flaky", "flaky", "last"]  # 'first' ran once in total
@@ -62,11 +78,10 @@ def test_one_retry_then_the_last_failure_says_retries_are_exhausted(stack, ledge
     dag = "resume_test_retry_one"
     root = stack.trigger(dag)
     assert stack.wait_for_run(dag, root) == "failed"
-    first = chain_run(root, 1)
-    wait_for(lambda: stack.run_exists(dag, first), timeout=60, what="retry created")
+    first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
     assert stack.wait_for_run(dag, first) == "failed"
     wait_for_note(stack, dag, first, "automatic retries exhausted (1 of 1)")
-    assert not stack.run_exists(dag, chain_run(root, 2))
+    assert 2 not in chain_runs(stack, dag, root)
     assert ledger(dag) == ["first", "flaky", "flaky"]
 
 
@@ -75,8 +90,7 @@ def test_on_retry_false_reruns_every_task(stack, ledger):
     stack.set_variable(f"{dag}_failures", "1")
     root = stack.trigger(dag)
     assert stack.wait_for_run(dag, root) == "failed"
-    first = chain_run(root, 1)
-    wait_for(lambda: stack.run_exists(dag, first), timeout=60, what="retry created")
+    first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
     assert stack.wait_for_run(dag, first) == "success"
     assert ledger(dag) == ["first", "flaky", "first", "flaky", "last"]
     assert stack.note(dag, first).startswith(f"Automatic retry 1 of 1: full rerun of {root}")
@@ -87,12 +101,11 @@ def test_the_same_error_twice_in_a_row_stops_the_retries(stack, ledger):
     stack.set_variable(f"{dag}_failures", "10")
     root = stack.trigger(dag)
     assert stack.wait_for_run(dag, root) == "failed"
-    first = chain_run(root, 1)
-    wait_for(lambda: stack.run_exists(dag, first), timeout=60, what="retry created")
+    first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
     assert stack.wait_for_run(dag, first) == "failed"
     note = wait_for_note(stack, dag, first, "failed twice in a row with the same error")
     assert "ConnectionError: backend unavailable" in note
-    assert not stack.run_exists(dag, chain_run(root, 2))
+    assert 2 not in chain_runs(stack, dag, root)
 
 
 def test_errors_not_listed_in_retry_exceptions_are_not_retried(stack, ledger):
@@ -100,7 +113,7 @@ def test_errors_not_listed_in_retry_exceptions_are_not_retried(stack, ledger):
     root = stack.trigger(dag)
     assert stack.wait_for_run(dag, root) == "failed"
     wait_for_note(stack, dag, root, "Not retried: the error ConnectionError is not in retry_exceptions")
-    assert not stack.run_exists(dag, chain_run(root, 1))
+    assert 1 not in chain_runs(stack, dag, root)
 
 
 def test_a_run_stopped_by_hand_is_not_retried(stack, ledger):
@@ -109,7 +122,7 @@ def test_a_run_stopped_by_hand_is_not_retried(stack, ledger):
     stack.fail_by_hand(dag, root, "flaky")
     assert stack.wait_for_run(dag, root) == "failed"
     wait_for_note(stack, dag, root, "Not retried: the run was stopped by hand.")
-    assert not stack.run_exists(dag, chain_run(root, 1))
+    assert 1 not in chain_runs(stack, dag, root)
 
 
 def test_a_scheduler_killed_right_after_the_failure_retries_exactly_once(stack, ledger):
@@ -122,8 +135,7 @@ def test_a_scheduler_killed_right_after_the_failure_retries_exactly_once(stack, 
         time.sleep(0.1)
     stack.stop_component("scheduler", sig=signal.SIGKILL)
     stack.start_component("scheduler", ["scheduler"])
-    first = chain_run(root, 1)
-    wait_for(lambda: stack.run_exists(dag, first), timeout=120, what="retry created after the restart")
+    first = wait_for_chain_run(stack, dag, root, 1, timeout=120)
     assert stack.wait_for_run(dag, first) == "success"
     with stack.client() as c:
         runs = c.get(f"/api/v2/dags/{dag}/dagRuns", params={"limit": 50}).json()["dag_runs"]
