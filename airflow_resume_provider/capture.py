@@ -175,6 +175,22 @@ def _lineage(ti: RuntimeTaskInstance) -> Lineage | None:
     )
 
 
+def run_level_params(task: Any, params: dict[str, Any], run_conf: dict[str, Any]) -> dict[str, Any]:
+    """The run's params as the DAG defines them: ``params`` without this task's own task-level params."""
+    from airflow_resume_provider.resumed_context import is_task_level_param
+
+    values = {k: v for k, v in params.items() if k != CONF_KEY}
+    dag_params = getattr(getattr(task, "dag", None), "params", None) or {}
+    for key in list(values):
+        if key in run_conf or not is_task_level_param(task, key):
+            continue
+        if key in dag_params:
+            values[key] = dag_params[key]
+        else:
+            del values[key]
+    return values
+
+
 def build_record(ti: RuntimeTaskInstance) -> StateRecord:
     """The state record of the running attempt: identity, structure, inputs, lineage."""
     dag = ti.task.dag
@@ -214,6 +230,7 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
             xcoms=xcoms,
             conf=_jsonable({k: v for k, v in raw_conf.items() if k != CONF_KEY}),
             params=_jsonable({k: v for k, v in dict(params).items() if k != CONF_KEY}),
+            run_params=_jsonable(run_level_params(ti.task, dict(params), raw_conf)),
             logical_date=_iso(context.get("logical_date")),
             data_interval_start=_iso(context.get("data_interval_start")),
             data_interval_end=_iso(context.get("data_interval_end")),

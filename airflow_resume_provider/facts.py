@@ -360,7 +360,10 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         )
         return facts
     original_conf = {k: v for k, v in (dag_run.conf or {}).items() if k != CONF_KEY}
-    problem = params_problem(dag, original_conf, facts.chain.head.inputs.params)
+    inputs = facts.chain.head.inputs
+    problem = params_problem(
+        dag, original_conf, inputs.run_params if inputs.run_params is not None else inputs.params
+    )
     if problem:
         facts.params_error = (
             f"{where}: the DAG's params no longer accept the original run's values: {problem}. A resume "

@@ -58,10 +58,10 @@ def _job_type(component: Any) -> str | None:
 def on_starting(component: Any) -> None:
     try:
         if type(component).__name__ == "Job":
-            from airflow_resume_provider import retry
+            from airflow_resume_provider.retry import handoff
 
             # The hook runs inside Job.__init__, before the job runner sets job_type: look a moment later.
-            retry.start_worker_when(lambda: _job_type(component))
+            handoff.start_worker_when(lambda: _job_type(component))
     except Exception:
         log.warning("Could not start the resume retry worker; no impact on the scheduler.", exc_info=True)
 
@@ -70,9 +70,9 @@ def on_starting(component: Any) -> None:
 def before_stopping(component: Any) -> None:
     try:
         if type(component).__name__ == "Job":
-            from airflow_resume_provider import retry
+            from airflow_resume_provider.retry import handoff
 
-            retry.stop_worker()  # a no-op in processes that did not start it
+            handoff.stop_worker()  # a no-op in processes that did not start it
     except Exception:
         log.warning("Could not stop the resume retry worker; no impact on the scheduler.", exc_info=True)
 
@@ -80,10 +80,30 @@ def before_stopping(component: Any) -> None:
 @hookimpl
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
     try:
-        from airflow_resume_provider import retry
+        from airflow_resume_provider.retry import handoff
 
-        retry.on_run_failed(dag_run, msg)
+        handoff.on_run_failed(dag_run, msg)
     except Exception:
         log.warning(
             "Could not queue the run for an automatic retry; no impact on the scheduler.", exc_info=True
         )
+
+
+@hookimpl
+def on_dag_run_running(dag_run: Any, msg: str) -> None:
+    try:
+        from airflow_resume_provider.retry import handoff
+
+        handoff.on_run_event()
+    except Exception:
+        log.warning("Could not check the resume retry worker; no impact on the scheduler.", exc_info=True)
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    try:
+        from airflow_resume_provider.retry import handoff
+
+        handoff.on_run_event()
+    except Exception:
+        log.warning("Could not check the resume retry worker; no impact on the scheduler.", exc_info=True)

@@ -14,7 +14,6 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_resume_provider import conf
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.paths import STATE_SUFFIX, StateLocation
 
@@ -43,53 +42,69 @@ def killed_marker(state: StateLocation) -> str | None:
     )
 
 
-def _resume_enabled(ti: Any) -> bool:
+def _resume_enabled(dag_id: str, session: Any) -> bool:
+    from airflow.models.dagbag import DBDagBag
+
     from airflow_resume_provider.settings import settings_for
 
-    dag = getattr(getattr(ti, "task", None), "dag", None)
-    if dag is None:
-        from airflow.models.dagbag import DBDagBag
-        from airflow.utils.session import create_session
-
-        with create_session(scoped=False) as session:
-            dag = DBDagBag().get_latest_version_of_dag(ti.dag_id, session=session)
+    dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
     try:
         return dag is not None and settings_for(dag).enabled
     except Exception:
         return False
 
 
-def record_manual_failure(ti: Any, message: str) -> None:
-    """Write the marker for an ORM task instance, off the request's thread, bounded in time."""
-    if "manually set" not in str(message or "").lower() or not _resume_enabled(ti):
-        return
+def _write_marker(identity: dict[str, Any], message: str) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session(scoped=False) as session:
+        if not _resume_enabled(identity["dag_id"], session):
+            return
+        dag_run = session.scalar(
+            select(DagRun).where(DagRun.dag_id == identity["dag_id"], DagRun.run_id == identity["run_id"])
+        )
+        template = dag_run.get_log_template(session=session).filename if dag_run is not None else None
     state = storage.location_for(
-        dag_id=ti.dag_id,
-        run_id=ti.run_id,
-        task_id=ti.task_id,
-        map_index=-1 if ti.map_index is None else ti.map_index,
-        try_number=max(ti.try_number or 1, 1),
+        dag_id=identity["dag_id"],
+        run_id=identity["run_id"],
+        task_id=identity["task_id"],
+        map_index=identity["map_index"],
+        try_number=max(identity["try_number"] or 1, 1),
+        template=template,
     )
-    document = {
+    document = {**identity, "message": message, "at": datetime.now(timezone.utc).isoformat()}
+    target = marker_location(state)
+    try:
+        storage.write_bytes(storage.prepare(target), json.dumps(document).encode())
+    except Exception:
+        log.warning(
+            "Could not record the manual failure at %s; the audit log still has it.",
+            target.url,
+            exc_info=True,
+        )
+
+
+def record_manual_failure(ti: Any, message: str) -> None:
+    """
+    Write the marker for an ORM task instance set to failed by hand. Returns at once: the DAG lookup
+    and the write happen on a background thread, so the API request is never held up.
+    """
+    if "manually set" not in str(message or "").lower():
+        return
+    identity = {
         "dag_id": ti.dag_id,
         "run_id": ti.run_id,
         "task_id": ti.task_id,
+        "map_index": -1 if ti.map_index is None else ti.map_index,
         "try_number": ti.try_number,
-        "message": str(message),
-        "at": datetime.now(timezone.utc).isoformat(),
     }
-    target = marker_location(state)
 
     def write() -> None:
         try:
-            storage.write_bytes(storage.prepare(target), json.dumps(document).encode())
+            _write_marker(identity, str(message))
         except Exception:
-            log.warning(
-                "Could not record the manual failure at %s; the audit log still has it.",
-                target.url,
-                exc_info=True,
-            )
+            log.warning("Could not record the manual failure; the audit log still has it.", exc_info=True)
 
-    thread = threading.Thread(target=write, name="resume-manual-kill", daemon=True)
-    thread.start()
-    thread.join(conf.capture_timeout())
+    threading.Thread(target=write, name="resume-manual-kill", daemon=True).start()

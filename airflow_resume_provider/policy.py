@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from airflow.policies import hookimpl
 
 from airflow_resume_provider.exceptions import NonLinearDagError, ResumeConfigError
-from airflow_resume_provider.settings import settings_for
+from airflow_resume_provider.settings import RETRIES_TAG, settings_for
 from airflow_resume_provider.structure import linear_order
 
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ def dag_policy(dag: DAG) -> None:
             linear_order(dag)
     except (ResumeConfigError, NonLinearDagError) as err:
         raise AirflowClusterPolicyViolation(str(err)) from None
+    if settings.enabled and settings.retries > 0:
+        dag.tags = {*(dag.tags or ()), RETRIES_TAG}
 
 
 @hookimpl

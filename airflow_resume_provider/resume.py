@@ -163,6 +163,7 @@ def resume(
                 note=note,
                 parent_failure=parent_failure,
             )
+            _audit(session, dag_id, run_id, new_run_id, facts.resume_task_id, user, triggered_by, kind)
             session.commit()
         except IntegrityError:
             # A concurrent request created the same run first: that run is the answer.
@@ -198,6 +199,37 @@ def _run_after(now: datetime, delay_seconds: float) -> datetime:
     return now + timedelta(seconds=delay_seconds)
 
 
+#: Audit-log event of every resumed run the provider creates (REST, UI, CLI and automatic retries).
+AUDIT_EVENT = "resume_created"
+
+
+def _audit(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    new_run_id: str,
+    resume_task_id: str | None,
+    user: str | None,
+    triggered_by: str,
+    kind: str,
+) -> None:
+    """Record the created run in Airflow's audit log, in the transaction that creates it."""
+    import json
+
+    from airflow.models.log import Log
+
+    session.add(
+        Log(
+            event=AUDIT_EVENT,
+            owner=user or triggered_by,
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=resume_task_id,
+            extra=json.dumps({"new_run_id": new_run_id, "kind": kind, "via": triggered_by}),
+        )
+    )
+
+
 def _run_exists(session: Session, dag_id: str, run_id: str) -> bool:
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
@@ -227,6 +259,21 @@ def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str
         found.resumed_at_task_id,
         found.root_run_id,
         found.resume_count,
+    )
+
+
+def _skipped_tasks(session: Session, dag_run: Any) -> set[str]:
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    return set(
+        session.scalars(
+            select(TaskInstance.task_id).where(
+                TaskInstance.dag_id == dag_run.dag_id,
+                TaskInstance.run_id == dag_run.run_id,
+                TaskInstance.state == "skipped",
+            )
+        )
     )
 
 
@@ -268,7 +315,7 @@ def _create_resumed_run(
         logical_date=head.inputs.logical_date,
         data_interval_start=head.inputs.data_interval_start,
         data_interval_end=head.inputs.data_interval_end,
-        params=head.inputs.params,
+        params=head.inputs.run_params if head.inputs.run_params is not None else head.inputs.params,
         source=chain.head_ref.model_dump(),
         parent_failure=parent_failure,
     )
@@ -288,9 +335,11 @@ def _create_resumed_run(
         session=session,
     )
     restored = chain.restored_tasks()
+    skipped = _skipped_tasks(session, source)
     for ti in new_run.get_task_instances(session=session):
         if ti.task_id in restored:
-            ti.state = TaskInstanceState.SUCCESS
+            # A skipped task stays skipped, so trigger rules downstream see what they saw originally.
+            ti.state = TaskInstanceState.SKIPPED if ti.task_id in skipped else TaskInstanceState.SUCCESS
             ti.start_date = ti.end_date = now
             ti.note = f"Not run: restored from {source.run_id} by resume"
     session.flush()

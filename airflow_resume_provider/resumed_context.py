@@ -99,18 +99,31 @@ def _present(context: dict[str, Any], dag_run: Any, conf: dict[str, Any], record
             data_interval_start=interval_start,
             data_interval_end=interval_end,
         )
-    _restore_params(context.get("params"), record.params)
+    _restore_params(context.get("params"), record.params, context.get("task"), dag_run.conf)
 
 
-def _restore_params(params: Any, recorded: dict[str, Any]) -> None:
+def _restore_params(params: Any, recorded: dict[str, Any], task: Any, run_conf: dict[str, Any]) -> None:
+    """
+    Put the original run's params back. ``recorded`` are the run's params as the DAG defined them; a
+    task's own task-level params and the run's conf (the same as the original's) are left as Airflow
+    resolved them, as they were in the original run. The verdict checked today's schema accepts them.
+    """
     if params is None:
         return
     if CONF_KEY in params:
         del params[CONF_KEY]
     for key, value in recorded.items():
-        if key in (CONF_KEY, PARAM_NAME):
+        if key in (CONF_KEY, PARAM_NAME) or key in run_conf or is_task_level_param(task, key):
             continue
-        params[key] = value  # validated against today's schema; the verdict checked it accepts them
+        params[key] = value
+
+
+def is_task_level_param(task: Any, key: str) -> bool:
+    """Whether ``key`` is one of the task's own params (``@task(params=...)``), not the DAG's."""
+    task_params = getattr(task, "params", None)
+    if task_params is None or key not in task_params:
+        return False
+    return getattr(task_params.get_param(key), "source", None) == "task"
 
 
 def wrap_render_template_fields(task: Any) -> None:

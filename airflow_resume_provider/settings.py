@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 #: Name of the DAG param that opts a DAG in. Persisted in users' DAG files: never rename.
 PARAM_NAME = "resume"
+#: Tag the DAG policy gives DAGs with automatic retries, so the scheduler's sweep finds their failed
+#: runs with one query (and users can filter them in the UI). Persisted: never rename.
+RETRIES_TAG = "resume:retries"
+#: The longest automatic retry delay: one week.
+MAX_RETRY_DELAY = 7 * 24 * 3600.0
 
 
 class ResumeSettings(BaseModel):
@@ -33,7 +38,7 @@ class ResumeSettings(BaseModel):
 
     enabled: StrictBool = True
     retries: StrictInt = Field(default=0, ge=0, le=100)
-    retry_delay: StrictFloat = Field(default=0.0, ge=0)
+    retry_delay: StrictFloat = Field(default=0.0, ge=0, le=MAX_RETRY_DELAY, allow_inf_nan=False)
     on_retry: StrictBool = False
     #: Retry only failures whose exception type name is listed (empty: any failure).
     retry_exceptions: list[StrictStr] = Field(default_factory=list)
@@ -56,7 +61,7 @@ class ResumeSettings(BaseModel):
 DISABLED = ResumeSettings(enabled=False)
 
 ACCEPTED_KEYS = (
-    "enabled (bool), retries (int 0-100), retry_delay (seconds >= 0), on_retry (bool), "
+    "enabled (bool), retries (int 0-100), retry_delay (seconds, 0 to 604800), on_retry (bool), "
     "retry_exceptions (list of exception type names), retry_message_pattern (regex), "
     "stop_on_repeated_error (bool)"
 )

@@ -42,7 +42,11 @@ class Inputs(_Record):
     #: The XComs of the direct upstream task; earlier tasks' XComs are reached through ``previous``.
     xcoms: list[XComEntry] = Field(default_factory=list)
     conf: dict[str, Any] = Field(default_factory=dict)
+    #: The params as this task saw them (its own task-level params included).
     params: dict[str, Any] = Field(default_factory=dict)
+    #: The params of the run as the DAG defines them (conf applied, no task-level params): what every
+    #: task of the run starts from. Absent in records of older versions.
+    run_params: dict[str, Any] | None = None
     logical_date: str | None = None
     data_interval_start: str | None = None
     data_interval_end: str | None = None

@@ -1,0 +1,84 @@
+"""Whether a failed run is retried automatically: a pure function of recorded facts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_resume_provider.resumability import MANUAL_KILL, STATE_UNREACHABLE
+
+if TYPE_CHECKING:
+    from airflow_resume_provider.marker import RunMarker
+    from airflow_resume_provider.resumability import Verdict
+    from airflow_resume_provider.settings import ResumeSettings
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    retry: bool
+    #: The attempt number the retry is (or would have been), counted across the chain of runs.
+    attempt: int
+    note: str
+    #: False when the decision may change later (e.g. the state folder was unreachable).
+    final: bool = True
+
+
+def failure_signature(failure: dict[str, Any] | None, task_id: str | None) -> list[Any] | None:
+    """``[task_id, exception type, message]`` of a failure, as recorded in the retry's run record."""
+    if not failure:
+        return None
+    return [task_id, failure.get("exception_type"), failure.get("message")]
+
+
+def decide_retry(
+    settings: ResumeSettings, verdict: Verdict, source_marker: RunMarker | None
+) -> RetryDecision:
+    """
+    Whether a failed run is retried automatically.
+
+    :param source_marker: the provider's signed record of the failed run, None for a run it did not create.
+    """
+    attempt = (source_marker.retry_attempt if source_marker is not None else 0) + 1
+    failure = verdict.failure
+    if verdict.reason_code == MANUAL_KILL:
+        return RetryDecision(False, attempt, "Not retried: the run was stopped by hand.")
+    if verdict.reason_code == STATE_UNREACHABLE:
+        return RetryDecision(False, attempt, f"Retry postponed: {verdict.reason}", final=False)
+    if not verdict.resumable:
+        return RetryDecision(False, attempt, f"Not retried: {verdict.reason}")
+    if attempt > settings.retries:
+        return RetryDecision(
+            False,
+            attempt,
+            f"Not retried: automatic retries exhausted ({settings.retries} of {settings.retries}).",
+        )
+    if settings.retry_exceptions:
+        kind = (failure or {}).get("exception_type")
+        if kind not in settings.retry_exceptions:
+            return RetryDecision(
+                False,
+                attempt,
+                f"Not retried: the error {kind or '(none recorded)'} is not in retry_exceptions "
+                f"{settings.retry_exceptions}.",
+            )
+    if settings.retry_message_pattern:
+        message = (failure or {}).get("message") or ""
+        if not re.search(settings.retry_message_pattern, message):
+            return RetryDecision(
+                False,
+                attempt,
+                "Not retried: the error message does not match retry_message_pattern "
+                f"{settings.retry_message_pattern!r}.",
+            )
+    if settings.stop_on_repeated_error:
+        current = failure_signature(failure, verdict.failed_task_id)
+        previous = source_marker.parent_failure if source_marker is not None else None
+        if current is not None and previous and current == list(previous):
+            return RetryDecision(
+                False,
+                attempt,
+                f"Not retried: task {verdict.failed_task_id!r} failed twice in a row with the same error "
+                f"({current[1]}: {current[2]}); retrying again would not help.",
+            )
+    return RetryDecision(True, attempt, "")
