@@ -36,6 +36,12 @@ RESUME_COMMANDS = (
         func=lazy_load_command("airflow_resume_provider.cli.run_command"),
         args=(ARG_DAG_ID, ARG_RUN_ID, ARG_FROM_TASK, ARG_OUTPUT),
     ),
+    ActionCommand(
+        name="check",
+        help="Show this component's state folder and signing, and write and read a probe file there",
+        func=lazy_load_command("airflow_resume_provider.cli.check_command"),
+        args=(ARG_OUTPUT,),
+    ),
 )
 
 
@@ -164,3 +170,15 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname()
+
+
+def check_command(args: Any) -> None:
+    """Exit 0 when this component's state folder works, 1 with each problem named otherwise."""
+    from dataclasses import asdict
+
+    from airflow_resume_provider.check import run_check
+
+    _quiet_logs(args)
+    report = run_check()
+    _print(args, {**asdict(report), "ok": report.ok}, "\n".join(report.lines()))
+    sys.exit(EXIT_OK if report.ok else EXIT_ERROR)

@@ -29,3 +29,7 @@ class StateMissingError(StateError):
 
 class ResumedContextError(ResumeError):
     """The original run's context cannot be presented to a task of a resumed run: the task must not run."""
+
+
+class StateFolderUnsupportedError(StateError):
+    """The state folder is on a log backend that keeps log lines, not files (CloudWatch, Elasticsearch...)."""

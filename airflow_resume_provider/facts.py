@@ -18,6 +18,7 @@ from airflow_resume_provider.exceptions import (
     NonLinearDagError,
     ResumeConfigError,
     StateError,
+    StateFolderUnsupportedError,
     StateMissingError,
     StateStorageError,
 )
@@ -131,46 +132,52 @@ def _json_object(text: Any) -> dict[str, Any]:
 
 
 def _failed_entities(event: str, extra: dict[str, Any], row_run_id: str | None, row_task_id: str | None):
-    """``(run_id, task_id or None)`` of what one audit-log row set to failed by hand."""
+    """``(dag_id or None, run_id, task_id or None)`` of what one audit-log row asked to set to failed."""
     if event in ("patch_task_instance", "patch_dag_run"):
         key = "new_state" if event == "patch_task_instance" else "state"
         if extra.get(key) == "failed":
-            yield row_run_id, (row_task_id if event == "patch_task_instance" else None)
+            yield None, row_run_id, (row_task_id if event == "patch_task_instance" else None)
         return
-    for action in extra.get("actions") or []:
-        if not isinstance(action, dict):
-            continue
-        for entity in action.get("entities") or []:
+    actions = extra.get("actions")
+    for action in actions if isinstance(actions, list) else []:
+        entities = action.get("entities") if isinstance(action, dict) else None
+        for entity in entities if isinstance(entities, list) else []:
             if not isinstance(entity, dict):
                 continue
             state = entity.get("new_state") if event == "bulk_task_instances" else entity.get("state")
             if state != "failed":
                 continue
             run_id = entity.get("dag_run_id") or entity.get("run_id") or row_run_id
-            yield run_id, (entity.get("task_id") if event == "bulk_task_instances" else None)
+            task_id = entity.get("task_id") if event == "bulk_task_instances" else None
+            yield entity.get("dag_id"), run_id, task_id
 
 
 def manual_kill_from_audit_log(session: Session, dag_id: str, run_id: str, failed_ti: Any) -> str | None:
     """
     Why the run counts as stopped by hand, per Airflow's audit log, or None.
 
-    Only a "set to failed" of the failed task (or of the run) made after that task's last start counts:
-    a task failed by hand, cleared and then failed by itself is resumable.
+    Only a "set to failed" of the failed task (or of the run) asked for after that task's last start
+    counts: a task failed by hand, cleared and then failed by itself is resumable. Airflow writes the
+    row before it checks the request, so a row alone is a request, not proof; see :func:`gather_facts`.
     """
     from airflow.models.log import Log
     from sqlalchemy import select
 
     rows = session.execute(
-        select(Log.event, Log.owner, Log.run_id, Log.task_id, Log.extra, Log.dttm)
-        .where(Log.dag_id == dag_id, Log.event.in_(MANUAL_STATE_EVENTS))
+        select(Log.event, Log.owner, Log.dag_id, Log.run_id, Log.task_id, Log.extra, Log.dttm)
+        .where(Log.dag_id.in_([dag_id, "~"]), Log.event.in_(MANUAL_STATE_EVENTS))
         .order_by(Log.dttm)
     ).all()
     started = failed_ti.start_date
-    for event, owner, row_run_id, row_task_id, extra, dttm in rows:
+    for event, owner, row_dag_id, row_run_id, row_task_id, extra, dttm in rows:
         if started is not None and dttm is not None and dttm < started:
             continue
-        for entity_run, entity_task in _failed_entities(event, _json_object(extra), row_run_id, row_task_id):
-            if entity_run != run_id or entity_task not in (None, failed_ti.task_id):
+        for entity_dag, entity_run, entity_task in _failed_entities(
+            event, _json_object(extra), row_run_id, row_task_id
+        ):
+            if (entity_dag or row_dag_id) != dag_id or entity_run != run_id:
+                continue
+            if entity_task not in (None, failed_ti.task_id):
                 continue
             what = f"task {entity_task!r}" if entity_task else "the run"
             return (
@@ -237,12 +244,26 @@ def state_location(
     return location, dag_run.run_id, try_number
 
 
+def _failed_by_itself(chain: Any, failed_location: StateLocation, scope: ChainScope, is_head: bool) -> bool:
+    """Whether the failed attempt recorded its own error (the worker writes it before the task fails)."""
+    if is_head:
+        return chain.head.failure is not None
+    try:
+        loaded = storage.load(failed_location, where=scope.display(failed_location.url))
+    except StateError:
+        return False
+    return loaded is not None and loaded[0].failure is not None
+
+
 def params_problem(dag: Any, run_conf: dict[str, Any], recorded: dict[str, Any]) -> str | None:
     """Why the DAG's current params refuse the original run's values (and conf), or None."""
+    from airflow.exceptions import ParamValidationError
+
     values = {k: v for k, v in recorded.items() if k not in (PARAM_NAME, CONF_KEY) and k in dag.params}
+    merged = dag.params.deep_merge({**values, **run_conf})
     try:
-        dag.params.deep_merge({**values, **run_conf}).validate()
-    except Exception as err:
+        merged.validate()
+    except (ParamValidationError, ValueError, TypeError) as err:
         return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return None
 
@@ -311,7 +332,7 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         return facts
 
     failed_ti = tis[facts.failed_task_id]
-    facts.manual_kill = manual_kill_from_audit_log(session, dag_id, run_id, failed_ti)
+    requested_kill = manual_kill_from_audit_log(session, dag_id, run_id, failed_ti)
     scope = ChainScope(
         dag_id=dag_id,
         run_ids=lineage_run_ids(session, dag_id, run_id, own),
@@ -321,14 +342,24 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
     facts.roots = scope.roots
     try:
         location, head_run, head_try = state_location(session, dag_run, point_ti, scope)
-        if facts.manual_kill is None:
-            failed_location = (
-                location
-                if point == failed_ti.task_id
-                else state_location(session, dag_run, failed_ti, scope)[0]
-            )
-            facts.manual_kill = killed_marker(failed_location)
+        failed_location = (
+            location if point == failed_ti.task_id else state_location(session, dag_run, failed_ti, scope)[0]
+        )
+        # Written by the API server's listener, which Airflow calls only when it did set the state.
+        facts.manual_kill = killed_marker(failed_location)
         facts.chain = load_chain(location, scope)
+        # An audit row is a request, written even when Airflow then refused it: it counts unless the
+        # failed attempt recorded its own error, i.e. failed by itself.
+        if (
+            facts.manual_kill is None
+            and requested_kill is not None
+            and not _failed_by_itself(facts.chain, failed_location, scope, point == failed_ti.task_id)
+        ):
+            facts.manual_kill = requested_kill
+    except StateFolderUnsupportedError as err:
+        facts.state_error_code = STATE_NOT_RECORDED
+        facts.state_error = f"{where}: the state of task {point!r} was not recorded: {err}"
+        return facts
     except StateStorageError as err:
         facts.state_error_code = STATE_UNREACHABLE
         facts.state_error = f"{where}: the state folder cannot be reached: {err}. Try again when it is back."

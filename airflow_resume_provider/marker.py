@@ -118,7 +118,8 @@ def check(dag_id: str, run_id: str, run_conf: Any) -> MarkerCheck:
     if not isinstance(raw, dict) or not isinstance(raw.get(SIGNATURE_KEY), str):
         return MarkerCheck(ignored=ignored)
     body = {k: v for k, v in raw.items() if k != SIGNATURE_KEY}
-    if not hmac.compare_digest(_signature(_secret(), dag_id, run_id, body), raw[SIGNATURE_KEY]):
+    expected = _signature(_secret(), dag_id, run_id, body).encode()
+    if not hmac.compare_digest(expected, raw[SIGNATURE_KEY].encode("utf-8", "replace")):
         return MarkerCheck(ignored=ignored)
     try:
         return MarkerCheck(marker=RunMarker.model_validate(body))

@@ -97,8 +97,17 @@ def state_location(
 
 # --- links between state files: only files of the expected tasks, under a known folder ------------
 
-#: A try number no real attempt has; rendered into a template to find where the try number goes.
-_TRY_SENTINEL = 918273645
+
+class _TrySlot:
+    """Rendered where a template puts the try number: text no id can contain (ids never hold NUL)."""
+
+    TEXT = "\0try\0"
+
+    def __str__(self) -> str:
+        return self.TEXT
+
+    def __format__(self, spec: str) -> str:
+        return self.TEXT
 
 
 @dataclass(frozen=True)
@@ -142,11 +151,12 @@ def _layout(template: str, dag_id: str, run_id: str, task_id: str, map_index: in
             run_id=run_id,
             task_id=task_id,
             map_index=map_index,
-            try_number=_TRY_SENTINEL,
+            try_number=_TrySlot(),  # type: ignore[arg-type]
         )
     ).lstrip("/")
-    escaped = re.escape(rel).replace(str(_TRY_SENTINEL), r"(?P<try_number>[1-9][0-9]{0,5})", 1)
-    return re.compile(escaped.replace(str(_TRY_SENTINEL), r"(?P=try_number)"))
+    slot = re.escape(_TrySlot.TEXT)
+    escaped = re.escape(rel).replace(slot, r"(?P<try_number>[1-9][0-9]{0,5})", 1)
+    return re.compile(escaped.replace(slot, r"(?P=try_number)"))
 
 
 def resolve_link(

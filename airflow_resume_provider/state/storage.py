@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import conf
-from airflow_resume_provider.exceptions import StateError, StateStorageError
+from airflow_resume_provider.exceptions import StateError, StateFolderUnsupportedError, StateStorageError
 from airflow_resume_provider.state import integrity
 from airflow_resume_provider.state.model import SCHEMA_VERSION, StateRecord
 from airflow_resume_provider.state.paths import StateLocation, StateRoot, state_location, state_roots
@@ -17,14 +19,24 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
 
+def _scheme(folder: str) -> str:
+    return folder.partition("://")[0].lower() if "://" in folder else "file"
+
+
+def _conn_for(folder: str) -> str:
+    """``[resume] state_conn_id``, else the remote log connection when the folder is on the same storage."""
+    if conf.state_conn_id():
+        return conf.state_conn_id()
+    remote = conf.remote_base_log_folder()
+    if _scheme(folder) != "file" and _scheme(folder) == _scheme(remote):
+        return conf.remote_log_conn_id()
+    return ""
+
+
 def configured_folder() -> tuple[str, str]:
     """The state folder and its connection id, from ``[resume]`` or else the logging settings."""
-    folder = conf.state_folder()
-    if folder:
-        is_local = "://" not in folder or folder.startswith("file://")
-        return folder, conf.state_conn_id() or ("" if is_local else conf.remote_log_conn_id())
-    log_folder, log_conn_id = conf.logging_folder()
-    return log_folder, conf.state_conn_id() or log_conn_id
+    folder = conf.state_folder() or conf.logging_folder()[0]
+    return folder, _conn_for(folder)
 
 
 def roots() -> list[StateRoot]:
@@ -34,13 +46,7 @@ def roots() -> list[StateRoot]:
     state files and XComs are only followed into these.
     """
     remote = conf.remote_base_log_folder()
-    return state_roots(
-        [
-            configured_folder(),
-            (conf.local_log_folder(), ""),
-            (remote, conf.state_conn_id() or conf.remote_log_conn_id()),
-        ]
-    )
+    return state_roots([configured_folder(), (conf.local_log_folder(), ""), (remote, _conn_for(remote))])
 
 
 def location_for(
@@ -98,14 +104,80 @@ def decode(data: bytes, key: bytes, *, where: str) -> tuple[StateRecord, str]:
         raise StateError(f"State file {where} does not match the state schema: {err}") from None
 
 
+#: Errors of network storage that mean "down or unreachable, try again later".
+_UNREACHABLE_ERROR_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ServerTimeoutError",
+        "ServiceUnavailable",
+        "TransportError",
+    }
+)
+
+
+@functools.cache
+def folder_problem(url: str) -> str | None:
+    """
+    Why state files cannot be kept at ``url`` at all (a log backend without files), or None.
+
+    Decided once per process and folder, without any network call.
+    """
+    scheme = url.partition("://")[0] if "://" in url else "file"
+    if scheme in ("file", "local"):
+        return None
+    try:
+        from airflow.sdk import ObjectStoragePath
+
+        ObjectStoragePath(url)
+    except ValueError as err:
+        return (
+            f"the state folder is on {scheme!r}, which cannot hold files ({err}): remote logging to CloudWatch, Elasticsearch "
+            "or OpenSearch keeps log lines, not files. Set [resume] state_folder to an object store URL "
+            "(s3://, gs://, wasb://) or a folder every worker and API server shares, then check it with "
+            "'airflow resume check'"
+        )
+    return None
+
+
+def _check_folder(location: StateLocation) -> None:
+    if location.is_local:
+        return
+    problem = folder_problem(location.url)
+    if problem:
+        raise StateFolderUnsupportedError(problem[0].upper() + problem[1:] + ".")
+
+
+def _is_unreachable(err: BaseException) -> bool:
+    """Whether a storage error means the storage is down or unreachable (not a refusal or a bug)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (
+            isinstance(current, (ConnectionError, TimeoutError))
+            or type(current).__name__ in _UNREACHABLE_ERROR_NAMES
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def prepare(location: StateLocation) -> Any:
     """
     Resolve the storage handle for a location (for object storage this looks up the connection).
 
     Done before a bounded write, so that the write itself touches no Airflow API.
+
+    :raises StateFolderUnsupportedError: the folder is on a backend that cannot hold files.
     """
     if location.is_local:
         return location.local_path
+    _check_folder(location)
     path = object_path(location)
     _ = path.fs  # resolves the filesystem and its connection now
     return path
@@ -134,6 +206,7 @@ def write_bytes(handle: Any, data: bytes) -> None:
 def read_bytes(location: StateLocation, *, where: str | None = None) -> bytes | None:
     """A state file's bytes, or None when it does not exist. Storage failures raise StateStorageError."""
     where = where or location.url
+    _check_folder(location)
     try:
         if location.is_local:
             try:
@@ -145,10 +218,22 @@ def read_bytes(location: StateLocation, *, where: str | None = None) -> bytes | 
         if not path.exists():
             return None
         return path.read_bytes()
-    except OSError as err:
-        raise StateStorageError(f"Could not read state file {where}: {err}") from err
     except Exception as err:
-        raise StateStorageError(f"Could not read state file {where}: {type(err).__name__}: {err}") from err
+        reason = f"Could not read state file {where}: {type(err).__name__}: {err}"
+        if _is_unreachable(err):
+            raise StateStorageError(reason) from err
+        raise StateError(reason) from err
+
+
+def delete(location: StateLocation) -> None:
+    """Remove a file; a missing one is fine."""
+    if location.is_local:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(location.local_path)
+        return
+    path = object_path(location)
+    if path.exists():
+        path.unlink()
 
 
 def load(

@@ -9,11 +9,16 @@ from airflow.configuration import conf as airflow_conf
 from airflow.utils.helpers import parse_template_string, render_template
 
 from airflow_resume_provider.state.paths import (
+    LinkRefused,
     StateLocation,
+    StateRoot,
     folder_url,
+    relative_to_roots,
     render_log_relpath,
+    resolve_link,
     state_location,
     state_relpath,
+    state_roots,
 )
 
 DEFAULT_TEMPLATE = airflow_conf.get_default_value("logging", "log_filename_template")
@@ -206,3 +211,235 @@ def test_each_attempt_has_its_own_file():
     second = state_location("/logs", "", DEFAULT_TEMPLATE, try_number=2, **kwargs)
     assert first.url != second.url
     assert second.url.endswith("/attempt=2.resume.json")
+
+
+# --- following a state link: only to the expected task's file, under a configured folder -------------
+
+LOCAL = StateRoot("file:///opt/airflow/logs")
+BUCKET = StateRoot("s3://state-bucket/airflow", "aws_state")
+ROOTS = [LOCAL, BUCKET]
+PARENT_RUN = "scheduled__2024-01-01T00:00:00+00:00"
+LINEAGE = [RUN_ID, PARENT_RUN]
+
+
+def layout(run_id: str = RUN_ID, task_id: str = "transform", attempt: int = 1, dag_id: str = "etl") -> str:
+    return f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/attempt={attempt}.resume.json"
+
+
+def resolve(url, *, templates=(DEFAULT_TEMPLATE,), run_ids=LINEAGE, task_id="transform", map_index=-1):
+    return resolve_link(
+        url, ROOTS, list(templates), dag_id="etl", run_ids=list(run_ids), task_id=task_id, map_index=map_index
+    )
+
+
+def refusal(url, **kwargs) -> str:
+    with pytest.raises(LinkRefused) as err:
+        resolve(url, **kwargs)
+    return str(err.value)
+
+
+def test_link_to_the_tasks_state_file_is_accepted_with_its_try_number():
+    url = f"{LOCAL.url}/{layout(attempt=2)}"
+    assert resolve(url) == (StateLocation(url, ""), RUN_ID, 2)
+
+
+def test_link_into_object_storage_uses_the_roots_connection():
+    url = f"{BUCKET.url}/{layout(attempt=12)}"
+    assert resolve(url) == (StateLocation(url, "aws_state"), RUN_ID, 12)
+
+
+def test_link_to_an_earlier_run_of_the_lineage_names_that_run():
+    # A restored task links to the state file of the run where it really ran.
+    url = f"{LOCAL.url}/{layout(run_id=PARENT_RUN)}"
+    assert resolve(url) == (StateLocation(url, ""), PARENT_RUN, 1)
+
+
+def test_link_of_a_mapped_task_instance():
+    url = f"{LOCAL.url}/dag_id=etl/run_id={RUN_ID}/task_id=transform/map_index=3/attempt=1.resume.json"
+    assert resolve(url, map_index=3)[2] == 1
+    refusal(url)  # not the unmapped task's file
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        DEFAULT_TEMPLATE,
+        LEGACY_TEMPLATE,
+        "{{ ti.run_id }}/{{ ti.task_id }}/{{ try_number }}/{{ try_number }}.log",
+    ],
+)
+@pytest.mark.parametrize(("map_index", "try_number"), [(-1, 1), (-1, 7), (2, 3)])
+def test_every_file_the_provider_writes_is_accepted(template, map_index, try_number):
+    """What a capture writes (``state_location``) is exactly what a link may point to."""
+    for folder, root in (("/opt/airflow/logs/", LOCAL), ("s3://state-bucket/airflow", BUCKET)):
+        written = state_location(
+            folder,
+            root.conn_id,
+            template,
+            dag_id="etl",
+            run_id=RUN_ID,
+            task_id="transform",
+            map_index=map_index,
+            try_number=try_number,
+        )
+        assert resolve(written.url, templates=[template], map_index=map_index) == (
+            written,
+            RUN_ID,
+            try_number,
+        )
+
+
+def test_a_link_laid_out_by_an_earlier_template_of_the_deployment_is_accepted():
+    # Airflow records every log template it used; state written under the old one stays readable.
+    legacy = f"{LOCAL.url}/etl/transform/{RUN_ID}/3.resume.json"
+    assert resolve(legacy, templates=[DEFAULT_TEMPLATE, LEGACY_TEMPLATE])[1:] == (RUN_ID, 3)
+
+
+def test_a_template_without_try_number_accepts_its_single_file_for_any_try():
+    template = "dag_id={{ ti.dag_id }}/run_id={{ ti.run_id }}/task_id={{ ti.task_id }}.log"
+    url = f"{LOCAL.url}/dag_id=etl/run_id={RUN_ID}/task_id=transform.resume.json"
+    assert resolve(url, templates=[template])[1:] == (RUN_ID, 0)
+
+
+def test_a_template_the_path_cannot_be_built_from_is_skipped():
+    url = f"{LOCAL.url}/{layout()}"
+    assert resolve(url, templates=["{{ ts }}/{{ ti.task_id }}.log", DEFAULT_TEMPLATE])[1:] == (RUN_ID, 1)
+    assert "is not where the state of task 'transform'" in refusal(url, templates=["{{ ts }}.log"])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "/proc/self/environ",
+        "/opt/airflow/logs/" + layout(),
+        "http://127.0.0.1:1/x",
+        f"http://169.254.169.254/latest/meta-data/{layout()}",
+        f"s3://other-bucket/airflow/{layout()}",
+        f"s3://attacker@state-bucket/airflow/{layout()}",
+        f"s3://aws_state@state-bucket/airflow/{layout()}",
+        f"file:///opt/airflow/logs-other/{layout()}",
+        f"file:///opt/airflow/{layout()}",
+        f"FILE:///opt/airflow/logs/{layout()}",
+        "file:///opt/airflow/logs",
+    ],
+    ids=[
+        "etc-passwd",
+        "proc-environ",
+        "path-without-scheme",
+        "http-localhost",
+        "http-metadata",
+        "other-bucket",
+        "userinfo",
+        "userinfo-conn-id",
+        "sibling-folder",
+        "parent-folder",
+        "scheme-case",
+        "the-root-itself",
+    ],
+)
+def test_a_link_outside_every_state_folder_is_refused(url):
+    message = refusal(url)
+    assert message == f"{url!r}, which lies outside the state folder"
+
+
+OTHER_FILES = {
+    "another-task": f"{LOCAL.url}/{layout(task_id='load')}",
+    "run-outside-the-lineage": f"{LOCAL.url}/{layout(run_id='manual__2024-02-02T00:00:00+00:00')}",
+    "another-dag": f"{LOCAL.url}/{layout(dag_id='other_dag')}",
+    "legacy-str-format-layout-not-in-use": f"{LOCAL.url}/etl/transform/{RUN_ID}/1.resume.json",
+    "no-try-number": f"{LOCAL.url}/dag_id=etl/run_id={RUN_ID}/task_id=transform.resume.json",
+    "the-tasks-log": f"{LOCAL.url}/dag_id=etl/run_id={RUN_ID}/task_id=transform/attempt=1.log",
+    "extra-suffix": f"{LOCAL.url}/{layout()}.bak",
+    "try-0": f"{LOCAL.url}/{layout(attempt=0)}",
+    "try-01": f"{LOCAL.url}/dag_id=etl/run_id={RUN_ID}/task_id=transform/attempt=01.resume.json",
+    "try-x": f"{LOCAL.url}/dag_id=etl/run_id={RUN_ID}/task_id=transform/attempt=x.resume.json",
+    "double-slash": f"{LOCAL.url}//{layout()}",
+    "deeper-folder": f"{LOCAL.url}/nested/{layout()}",
+    "trailing-newline": f"{LOCAL.url}/{layout()}\n",
+}
+
+
+@pytest.mark.parametrize("url", list(OTHER_FILES.values()), ids=list(OTHER_FILES))
+def test_a_link_to_another_file_in_the_state_folder_is_refused(url):
+    message = refusal(url)
+    assert message.startswith(repr(url))
+    assert (
+        f"which is not where the state of task 'transform' of run {RUN_ID!r} or {PARENT_RUN!r} is kept"
+        in (message)
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{LOCAL.url}/dag_id=etl/run_id={RUN_ID}/task_id=transform/../../../../../../etc/passwd",
+        f"{LOCAL.url}/../../../etc/passwd",
+        f"{LOCAL.url}/dag_id=etl/run_id=other/../run_id={RUN_ID}/task_id=transform/attempt=1.resume.json",
+        f"{LOCAL.url}/dag_id=etl/./run_id={RUN_ID}/task_id=transform/attempt=1.resume.json",
+        f"{LOCAL.url}/{layout()}/..",
+        f"{LOCAL.url}/{layout()}?versionId=abc",
+        f"{BUCKET.url}/{layout()}#fragment",
+        f"{LOCAL.url}/dag_id=etl\\..\\..\\secret",
+        f"{LOCAL.url}/{layout()}\x00.txt",
+    ],
+    ids=[
+        "dotdot-out",
+        "dotdot-root",
+        "dotdot-back-in",
+        "dot",
+        "trailing-dotdot",
+        "query",
+        "fragment",
+        "backslash",
+        "nul",
+    ],
+)
+def test_a_link_that_is_not_a_plain_path_is_refused_before_anything_else(url):
+    assert refusal(url) == f"{url!r}, which is not a plain path"
+
+
+@pytest.mark.parametrize("url", [None, "", 42, {"path": "x"}, ["file:///x"]])
+def test_a_link_that_is_not_a_path_is_refused(url):
+    assert refusal(url) == f"{url!r}, which is not a path"
+
+
+def test_a_very_long_link_is_shortened_in_the_message():
+    url = f"{LOCAL.url}/{'x' * 5000}"
+    message = refusal(url)
+    assert message.startswith(repr(url[:300] + "..."))
+    assert len(message) < 500
+
+
+def test_a_long_lineage_is_shortened_in_the_message():
+    runs = [f"manual__{i}" for i in range(10)]
+    message = refusal(f"{LOCAL.url}/{layout(run_id='manual__99')}", run_ids=runs)
+    assert message.endswith("of run 'manual__0' or 'manual__1' or 'manual__2' ... is kept")
+
+
+def test_a_run_id_with_regex_characters_matches_only_itself():
+    run_id = "manual__2024-01-02T03:04:05.123+00:00"
+    look_alike = "manual__2024-01-02T03:04:05X123+00:00"
+    refusal(f"{LOCAL.url}/{layout(run_id=look_alike)}", run_ids=[run_id])
+    assert resolve(f"{LOCAL.url}/{layout(run_id=run_id)}", run_ids=[run_id])[1] == run_id
+
+
+def test_state_roots_are_normalised_and_deduplicated():
+    assert state_roots(
+        [
+            ("/opt/airflow/logs/", ""),
+            ("", "ignored"),
+            ("   ", ""),
+            ("file:///opt/airflow/logs", "second"),
+            ("s3://state-bucket/airflow/", "aws_state"),
+        ]
+    ) == [LOCAL, BUCKET]
+
+
+def test_paths_are_shown_relative_to_their_state_folder():
+    assert relative_to_roots(f"{LOCAL.url}/{layout()}", ROOTS) == layout()
+    assert relative_to_roots(f"{BUCKET.url}/{layout()}", ROOTS) == layout()
+    # Not under a root: shown as is (never cut at a look-alike prefix).
+    assert relative_to_roots(f"file:///opt/airflow/logs-other/{layout()}", ROOTS) == (
+        f"file:///opt/airflow/logs-other/{layout()}"
+    )

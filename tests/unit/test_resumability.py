@@ -1,15 +1,15 @@
 """
-The resume verdict, the plan, the resumed run's id, and the state chain behind them.
+The resume verdict, the plan, and the state chain behind them.
 
 ``decide`` is pure: every test builds :class:`RunFacts` from real state records and settings, and checks
-the reason code and the words a user reads in the API, the CLI and the UI.
+the reason code and the words a user reads in the API, the CLI and the UI. The chain tests write real
+state files in Airflow's default log layout and follow them as the provider does: every link checked
+against the run's :class:`ChainScope` before it is read. (The resumed run's id: ``test_marker.py``.)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 
 import pytest
 from airflow.providers.standard.operators.empty import EmptyOperator
@@ -25,8 +25,8 @@ from airflow_resume_provider.resumability import (
     INVALID_CONFIG,
     INVALID_RESUME_POINT,
     MANUAL_KILL,
-    MAX_RUN_ID_LENGTH,
     NO_FAILED_TASK,
+    PARAMS_INVALID,
     RESUME_DISABLED,
     RUN_NOT_FAILED,
     STATE_INVALID,
@@ -38,10 +38,10 @@ from airflow_resume_provider.resumability import (
     RunFacts,
     build_plan,
     decide,
-    resumed_run_id_for,
 )
 from airflow_resume_provider.settings import ResumeSettings, parse_settings
-from airflow_resume_provider.state.chain import StateChain, load_chain
+from airflow_resume_provider.state import storage
+from airflow_resume_provider.state.chain import ChainScope, StateChain, load_chain
 from airflow_resume_provider.state.model import (
     FailureRecord,
     Inputs,
@@ -51,7 +51,7 @@ from airflow_resume_provider.state.model import (
     TaskIdentity,
     XComEntry,
 )
-from airflow_resume_provider.state.paths import StateLocation
+from airflow_resume_provider.state.paths import StateLocation, StateRoot
 from airflow_resume_provider.state.storage import encode
 from airflow_resume_provider.structure import TaskShape, linear_order, structure_hash
 
@@ -61,17 +61,27 @@ WHERE = f"DAG {DAG_ID!r}, run {RUN_ID!r}"
 PY = "PythonOperator"
 BASH = "BashOperator"
 ORDER = [("extract", PY), ("transform", PY), ("load", BASH)]
-FOLDER = f"file:///opt/airflow/logs/dag_id={DAG_ID}/run_id={RUN_ID}"
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.~:+-]+$")
+LOGS = StateRoot("file:///opt/airflow/logs")
 KEY = b"state-signing-key"
+#: Airflow's default ``[logging] log_filename_template``.
+TEMPLATE = (
+    "dag_id={{ ti.dag_id }}/run_id={{ ti.run_id }}/task_id={{ ti.task_id }}/"
+    "{% if ti.map_index >= 0 %}map_index={{ ti.map_index }}/{% endif %}"
+    "attempt={{ try_number|default(ti.try_number) }}.log"
+)
 
 
 def shapes(order: list[tuple[str, str]]) -> list[TaskShape]:
     return [TaskShape(t, k) for t, k in order]
 
 
+def rel(task_id: str, run_id: str = RUN_ID, attempt: int = 1) -> str:
+    """A state file's path in the state folder, as users are shown it."""
+    return f"dag_id={DAG_ID}/run_id={run_id}/task_id={task_id}/attempt={attempt}.resume.json"
+
+
 def url(task_id: str) -> str:
-    return f"{FOLDER}/task_id={task_id}/attempt=1.resume.json"
+    return f"{LOGS.url}/{rel(task_id)}"
 
 
 def ref(task_id: str, digest_char: str = "a") -> StateRef:
@@ -95,10 +105,13 @@ def record(
     previous: StateRef | None = None,
     failed: bool = False,
     order: list[tuple[str, str]] = ORDER,
+    run_id: str = RUN_ID,
+    try_number: int = 1,
+    dag_id: str = DAG_ID,
 ) -> StateRecord:
     return StateRecord(
         written_at="2024-01-02T03:05:00+00:00",
-        identity=TaskIdentity(dag_id=DAG_ID, run_id=RUN_ID, task_id=task_id, try_number=1),
+        identity=TaskIdentity(dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number),
         structure=StructureSnapshot(tasks=order, hash=structure_hash(shapes(order))),
         inputs=Inputs(upstream_task_id=upstream, xcoms=xcoms or [], conf={"day": "2024-01-01"}),
         previous=previous,
@@ -157,6 +170,7 @@ def facts(**overrides) -> RunFacts:
         resume_task_id="transform",
         chain=transform_chain(),
         current_order=shapes(ORDER),
+        roots=[LOGS],
     )
     values.update(overrides)
     return RunFacts(**values)
@@ -189,8 +203,12 @@ def test_resumable_run_has_no_reason_and_shows_failure_and_plan():
         ("load", "run", False),
     ]
     assert verdict.lineage == {"root_run_id": RUN_ID}
-    # The API returns the verdict as JSON.
-    assert json.loads(json.dumps(verdict.to_dict()))["plan"]["tasks"][0]["source"] == url("transform")
+    assert verdict.warnings == []
+    # The API returns the verdict as JSON; state files are named relative to the state folder.
+    body = json.loads(json.dumps(verdict.to_dict()))
+    assert body["plan"]["resume_task_id"] == "transform"
+    assert body["plan"]["tasks"][0]["source"] == rel("transform")
+    assert "/opt/airflow" not in json.dumps(body)
 
 
 def test_changed_task_code_with_same_ids_order_and_types_is_resumable():
@@ -202,8 +220,25 @@ def test_changed_task_code_with_same_ids_order_and_types_is_resumable():
 
 
 def test_verdict_names_an_existing_resumed_run():
-    verdict = decide(facts(resumed_run_id=f"resume__{RUN_ID}__1"))
-    assert verdict.resumed_run_id == f"resume__{RUN_ID}__1"
+    verdict = decide(facts(resumed_run_id=f"resume__{RUN_ID}__1__0123456789"))
+    assert verdict.resumed_run_id == f"resume__{RUN_ID}__1__0123456789"
+
+
+IGNORED = (
+    "The run's conf has a '__resume__' entry that this provider did not write for this run; it was "
+    "ignored and the run is treated as a normal run."
+)
+
+
+def test_warnings_reach_the_user_whatever_the_verdict():
+    resumable = decide(facts(warnings=[IGNORED]))
+    assert resumable.resumable is True
+    assert resumable.warnings == [IGNORED]
+    assert resumable.to_dict()["warnings"] == [IGNORED]
+
+    refused_verdict = decide(facts(run_state="success", warnings=[IGNORED]))
+    assert refused_verdict.reason_code == RUN_NOT_FAILED
+    assert refused_verdict.warnings == [IGNORED]
 
 
 # --- each reason --------------------------------------------------------------------------------------
@@ -260,12 +295,12 @@ def test_invalid_resume_point_is_passed_through():
     [
         (
             STATE_MISSING,
-            f"{WHERE}: no state file for task 'transform' (try 1) at {url('transform')}; the task ran before "
+            f"{WHERE}: no state file for task 'transform' (try 1) at {rel('transform')}; the task ran before "
             "resume was enabled, or the file was deleted.",
         ),
         (
             STATE_INVALID,
-            f"{WHERE}: State file {url('transform')} failed its integrity check: its content was changed after "
+            f"{WHERE}: State file {rel('transform')} failed its integrity check: its content was changed after "
             "it was written (corruption or tampering), or it was signed with another key.",
         ),
         (
@@ -274,8 +309,13 @@ def test_invalid_resume_point_is_passed_through():
             "JSON-serializable",
         ),
         (
+            STATE_INVALID,
+            f"{WHERE}: The state of task 'transform' (run {RUN_ID!r}) has a state link 'file:///etc/passwd', "
+            "which lies outside the state folder: refused, not read.",
+        ),
+        (
             STATE_UNREACHABLE,
-            f"{WHERE}: the state folder cannot be reached: Could not read state file {url('transform')}: "
+            f"{WHERE}: the state folder cannot be reached: Could not read state file {rel('transform')}: "
             "timed out. Try again when it is back.",
         ),
     ],
@@ -338,6 +378,25 @@ def test_structure_changed_since_the_run(current, expected):
     )
 
 
+PARAMS_PROBLEM = (
+    f"{WHERE}: the DAG's params no longer accept the original run's values: Invalid input for param mode: "
+    "'full' is not one of ['incremental']. A resume replays the original inputs: make the params accept them "
+    "again, or trigger a new run."
+)
+
+
+def test_params_that_refuse_the_original_values():
+    verdict = decide(facts(params_error=PARAMS_PROBLEM))
+    assert refused(verdict, PARAMS_INVALID) == PARAMS_PROBLEM
+    assert verdict.failure["exception_type"] == "ConnectionError"
+    assert [s.task_id for s in verdict.plan] == ["extract", "transform", "load"]
+
+
+def test_a_structure_change_is_reported_before_params():
+    changed = facts(params_error=PARAMS_PROBLEM, current_order=shapes([("extract", PY), ("transform", PY)]))
+    assert decide(changed).reason_code == STRUCTURE_CHANGED
+
+
 def test_refused_verdict_still_reports_the_recorded_failure():
     verdict = decide(facts(current_order=shapes([("extract", PY), ("transform", PY)])))
     assert verdict.reason_code == STRUCTURE_CHANGED
@@ -360,6 +419,7 @@ def test_checks_are_reported_in_a_fixed_order():
         state_error=f"{WHERE}: no state file for task 'transform'.",
         manual_kill=f"{WHERE}: the run was set to failed by admin.",
         current_order_error=f"DAG {DAG_ID!r} has resume enabled but is not linear.",
+        params_error=PARAMS_PROBLEM,
     )
     fixes = [
         ("settings_error", None, INVALID_CONFIG),
@@ -370,6 +430,7 @@ def test_checks_are_reported_in_a_fixed_order():
         ("state_error_code", None, STATE_MISSING),
         ("manual_kill", None, MANUAL_KILL),
         ("current_order_error", None, STRUCTURE_CHANGED),
+        ("params_error", None, PARAMS_INVALID),
     ]
     for field_name, fixed, expected in fixes:
         assert decide(problems).reason_code == expected, f"before fixing {field_name}"
@@ -393,7 +454,7 @@ def test_manual_kill_is_reported_before_a_structure_change():
 
 def test_plan_restores_tasks_before_the_resume_point_from_the_record_holding_their_xcoms():
     assert build_plan(facts()) == [
-        PlanStep("extract", PY, "restored", source=url("transform"), xcom_keys=["return_value", "row_count"]),
+        PlanStep("extract", PY, "restored", source=rel("transform"), xcom_keys=["return_value", "row_count"]),
         PlanStep("transform", PY, "run", resume_point=True),
         PlanStep("load", BASH, "run"),
     ]
@@ -402,9 +463,9 @@ def test_plan_restores_tasks_before_the_resume_point_from_the_record_holding_the
 def test_plan_over_a_three_link_chain():
     plan = build_plan(facts(failed_task_id="load", resume_task_id="load", chain=load_chain_in_memory()))
     assert plan == [
-        PlanStep("extract", PY, "restored", source=url("transform"), xcom_keys=["return_value", "row_count"]),
+        PlanStep("extract", PY, "restored", source=rel("transform"), xcom_keys=["return_value", "row_count"]),
         PlanStep(
-            "transform", PY, "restored", source=url("load"), xcom_keys=["audit", "rejected", "return_value"]
+            "transform", PY, "restored", source=rel("load"), xcom_keys=["audit", "rejected", "return_value"]
         ),
         PlanStep("load", BASH, "run", resume_point=True),
     ]
@@ -439,50 +500,18 @@ def test_plan_is_empty_without_state_or_order():
     assert build_plan(facts(chain=None, current_order=None, current_order_error="not linear")) == []
 
 
-# --- the resumed run's id -----------------------------------------------------------------------------
+@pytest.mark.parametrize("chain", [transform_chain(), None], ids=["with-state", "without-state"])
+def test_plan_is_empty_when_the_resume_point_is_not_one_of_the_tasks(chain):
+    # e.g. ?from_task_id=nope: nothing would be restored, so no plan is shown.
+    run_facts = facts(
+        resume_task_id="nope", chain=chain, resume_point_error=f"{WHERE}: 'nope' is not a task."
+    )
+    assert build_plan(run_facts) == []
+    assert decide(run_facts).plan == []
 
 
-@pytest.mark.parametrize("conf", [None, {}, {"day": "2024-01-01"}, {"__resume__": {"resume_count": 1}}])
-def test_first_resume_of_a_run(conf):
-    assert resumed_run_id_for(RUN_ID, conf) == (f"resume__{RUN_ID}__1", RUN_ID, 1)
-
-
-def test_resuming_a_resumed_run_counts_from_its_root():
-    conf = {"day": "2024-01-01", "__resume__": {"root_run_id": RUN_ID, "resume_count": 2}}
-    assert resumed_run_id_for(f"resume__{RUN_ID}__2", conf) == (f"resume__{RUN_ID}__3", RUN_ID, 3)
-
-
-@pytest.mark.parametrize(
-    "source_run_id",
-    ["manual run / with spaces", "scheduled__2024-01-01 00:00:00", "ünïcode__run", "x" * 300],
-    ids=["spaces-slash", "space", "non-ascii", "too-long"],
-)
-def test_unusable_run_ids_are_hashed_into_a_valid_deterministic_id(source_run_id):
-    run_id, root, count = resumed_run_id_for(source_run_id, None)
-
-    digest = hashlib.sha256(source_run_id.encode()).hexdigest()[:24]
-    assert run_id == f"resume__{digest}__1"
-    assert RUN_ID_PATTERN.match(run_id)
-    assert len(run_id) <= MAX_RUN_ID_LENGTH
-    assert (root, count) == (source_run_id, 1)
-    assert resumed_run_id_for(source_run_id, None) == (run_id, root, count)
-    # The next resume of the resumed run keeps the same hashed root.
-    marker = {"__resume__": {"root_run_id": source_run_id, "resume_count": 1}}
-    assert resumed_run_id_for(run_id, marker) == (f"resume__{digest}__2", source_run_id, 2)
-
-
-def test_different_unusable_run_ids_get_different_ids():
-    assert resumed_run_id_for("run a", None)[0] != resumed_run_id_for("run b", None)[0]
-
-
-def test_run_id_length_limit_is_inclusive():
-    fits = "r" * (MAX_RUN_ID_LENGTH - len("resume__") - len("__1"))
-    assert resumed_run_id_for(fits, None)[0] == f"resume__{fits}__1"
-    assert len(resumed_run_id_for(fits, None)[0]) == MAX_RUN_ID_LENGTH
-
-    too_long = fits + "r"
-    hashed = resumed_run_id_for(too_long, None)[0]
-    assert hashed == f"resume__{hashlib.sha256(too_long.encode()).hexdigest()[:24]}__1"
+def test_plan_without_known_folders_shows_the_link_as_recorded():
+    assert build_plan(facts(roots=[]))[0].source == url("transform")
 
 
 # --- the state chain ----------------------------------------------------------------------------------
@@ -510,32 +539,56 @@ def test_restored_task_with_only_a_return_value_has_no_extra_keys():
     assert restored["extract"].extra_keys == []
 
 
-def write(tmp_path, task_id: str, rec: StateRecord, key: bytes = KEY) -> StateRef:
-    path = tmp_path / f"{task_id}.resume.json"
+RESUMED_RUN = f"resume__{RUN_ID}__1__0123456789"
+
+
+def scope(tmp_path, run_ids: tuple[str, ...] = (RUN_ID,)) -> ChainScope:
+    """The scope gather_facts builds: the state folder, Airflow's default log template, the run's lineage."""
+    return ChainScope(
+        dag_id=DAG_ID, run_ids=list(run_ids), roots=[StateRoot(f"file://{tmp_path}")], templates=[TEMPLATE]
+    )
+
+
+def write(folder, rec: StateRecord, *, at: str | None = None, key: bytes = KEY) -> StateRef:
+    """Write ``rec`` where the provider keeps it (or at ``at``, relative to ``folder``); its reference."""
+    identity = rec.identity
+    path = folder / (at or rel(identity.task_id, identity.run_id, identity.try_number))
+    path.parent.mkdir(parents=True, exist_ok=True)
     data, digest = encode(rec, key)
     path.write_bytes(data)
     return StateRef(path=f"file://{path}", digest=digest)
 
 
 def write_chain(tmp_path) -> dict[str, StateRef]:
-    refs = {"extract": write(tmp_path, "extract", record("extract"))}
+    refs = {"extract": write(tmp_path, record("extract"))}
     refs["transform"] = write(
-        tmp_path,
-        "transform",
-        record("transform", upstream="extract", xcoms=EXTRACT_XCOMS, previous=refs["extract"]),
+        tmp_path, record("transform", upstream="extract", xcoms=EXTRACT_XCOMS, previous=refs["extract"])
     )
     refs["load"] = write(
         tmp_path,
-        "load",
         record("load", upstream="transform", xcoms=TRANSFORM_XCOMS, previous=refs["transform"], failed=True),
     )
     return refs
 
 
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The URLs of every state file read (or attempted)."""
+    seen: list[str] = []
+    real = storage.read_bytes
+
+    def spy(location, **kwargs):
+        seen.append(location.url)
+        return real(location, **kwargs)
+
+    monkeypatch.setattr(storage, "read_bytes", spy)
+    return seen
+
+
 def test_load_chain_follows_three_linked_files(tmp_path):
     refs = write_chain(tmp_path)
 
-    chain = load_chain(StateLocation(url=refs["load"].path), key=KEY)
+    chain = load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY)
 
     assert chain.head.identity.task_id == "load"
     assert chain.head.failure == failure()
@@ -550,18 +603,54 @@ def test_load_chain_follows_three_linked_files(tmp_path):
     assert restored["transform"].state_ref == refs["transform"]
     assert restored["extract"].xcoms == EXTRACT_XCOMS
     assert restored["extract"].state_ref == refs["extract"]
+    # The plan names the files relative to the state folder.
+    plan = build_plan(
+        facts(failed_task_id="load", resume_task_id="load", chain=chain, roots=scope(tmp_path).roots)
+    )
+    assert [s.source for s in plan] == [rel("transform"), rel("load"), None]
+
+
+def test_load_chain_follows_links_into_the_runs_a_resumed_run_came_from(tmp_path):
+    # A resumed run's task links to the state of the restored task in the run where it really ran.
+    refs = write_chain(tmp_path)
+    head = write(
+        tmp_path,
+        record(
+            "load",
+            upstream="transform",
+            xcoms=TRANSFORM_XCOMS,
+            previous=refs["transform"],
+            failed=True,
+            run_id=RESUMED_RUN,
+        ),
+    )
+
+    chain = load_chain(StateLocation(url=head.path), scope(tmp_path, (RESUMED_RUN, RUN_ID)), key=KEY)
+    assert [(r.identity.task_id, r.identity.run_id) for r, _ in chain.records] == [
+        ("load", RESUMED_RUN),
+        ("transform", RUN_ID),
+        ("extract", RUN_ID),
+    ]
+
+    with pytest.raises(StateError) as err:
+        load_chain(StateLocation(url=head.path), scope(tmp_path, (RESUMED_RUN,)), key=KEY)
+    assert str(err.value) == (
+        f"The state of task 'load' (run {RESUMED_RUN!r}) has a state link {refs['transform'].path!r}, which is "
+        f"not where the state of task 'transform' of run {RESUMED_RUN!r} is kept: refused, not read."
+    )
 
 
 def test_load_chain_rejects_a_tampered_middle_file(tmp_path):
     refs = write_chain(tmp_path)
-    middle = tmp_path / "transform.resume.json"
+    middle = tmp_path / rel("transform")
     document = json.loads(middle.read_bytes())
     document["inputs"]["xcoms"][0]["value"] = [{"id": 1, "name": "Mallory"}]
     middle.write_text(json.dumps(document))
 
     with pytest.raises(StateError, match="integrity") as err:
-        load_chain(StateLocation(url=refs["load"].path), key=KEY)
-    assert refs["transform"].path in str(err.value)
+        load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY)
+    assert f"State file {rel('transform')} " in str(err.value)
+    assert str(tmp_path) not in str(err.value)
     assert not isinstance(err.value, StateMissingError)
 
 
@@ -569,50 +658,136 @@ def test_load_chain_rejects_a_file_rewritten_after_it_was_referenced(tmp_path):
     refs = write_chain(tmp_path)
     # A valid, correctly digested file, but not the one the downstream record pinned.
     other = [XComEntry(task_id="extract", key="return_value", value=[{"id": 2}])]
-    write(
-        tmp_path, "transform", record("transform", upstream="extract", xcoms=other, previous=refs["extract"])
-    )
+    write(tmp_path, record("transform", upstream="extract", xcoms=other, previous=refs["extract"]))
 
     with pytest.raises(StateError, match="changed after it was referenced") as err:
-        load_chain(StateLocation(url=refs["load"].path), key=KEY)
-    assert "'transform'" in str(err.value)
-    assert refs["transform"].path in str(err.value)
+        load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY)
+    assert str(err.value).startswith(f"State file {rel('transform')} of task 'transform' changed")
+    assert str(tmp_path) not in str(err.value)
 
 
 def test_load_chain_without_the_head_file_is_missing_state(tmp_path):
-    location = StateLocation(url=f"file://{tmp_path}/load.resume.json")
-    with pytest.raises(StateMissingError, match="does not exist") as err:
-        load_chain(location, key=KEY)
-    assert location.url in str(err.value)
+    location = StateLocation(url=f"file://{tmp_path}/{rel('load')}")
+    with pytest.raises(StateMissingError) as err:
+        load_chain(location, scope(tmp_path), key=KEY)
+    assert str(err.value) == f"State file {rel('load')} does not exist."
 
 
 def test_load_chain_with_a_missing_middle_file_is_invalid_not_missing_state(tmp_path):
     refs = write_chain(tmp_path)
-    (tmp_path / "transform.resume.json").unlink()
+    (tmp_path / rel("transform")).unlink()
 
-    with pytest.raises(StateError, match="does not exist") as err:
-        load_chain(StateLocation(url=refs["load"].path), key=KEY)
+    with pytest.raises(StateError) as err:
+        load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY)
     assert not isinstance(err.value, StateMissingError)
-    assert "'transform'" in str(err.value)
+    assert str(err.value) == (
+        f"State file {rel('transform')} of task 'transform', needed to restore its results, does not exist."
+    )
 
 
 def test_load_chain_when_the_upstream_state_was_not_recorded(tmp_path):
-    head = write(tmp_path, "load", record("load", upstream="transform", xcoms=TRANSFORM_XCOMS, previous=None))
+    head = write(tmp_path, record("load", upstream="transform", xcoms=TRANSFORM_XCOMS, previous=None))
 
     with pytest.raises(StateError, match="resume_capture_error") as err:
-        load_chain(StateLocation(url=head.path), key=KEY)
+        load_chain(StateLocation(url=head.path), scope(tmp_path), key=KEY)
     assert "'load'" in str(err.value)
     assert "'transform'" in str(err.value)
 
 
-def test_load_chain_rejects_a_link_to_another_task(tmp_path):
-    extract = write(tmp_path, "extract", record("extract"))
-    head = write(
-        tmp_path, "load", record("load", upstream="transform", xcoms=TRANSFORM_XCOMS, previous=extract)
+def test_load_chain_refuses_a_link_to_another_tasks_file_without_reading_it(tmp_path, reads):
+    extract = write(tmp_path, record("extract"))
+    head = write(tmp_path, record("load", upstream="transform", xcoms=TRANSFORM_XCOMS, previous=extract))
+
+    with pytest.raises(StateError) as err:
+        load_chain(StateLocation(url=head.path), scope(tmp_path), key=KEY)
+    assert str(err.value) == (
+        f"The state of task 'load' (run {RUN_ID!r}) has a state link {extract.path!r}, which is not where the "
+        f"state of task 'transform' of run {RUN_ID!r} is kept: refused, not read."
+    )
+    assert reads == [head.path]
+
+
+@pytest.mark.parametrize(
+    ("stored", "at", "shown"),
+    [
+        (record("extract"), rel("transform"), f"({DAG_ID!r}, {RUN_ID!r}, 'extract', try 1)"),
+        (
+            record("transform", run_id="manual__other"),
+            rel("transform"),
+            f"({DAG_ID!r}, 'manual__other', 'transform', try 1)",
+        ),
+        (
+            record("transform", try_number=1),
+            rel("transform", attempt=2),
+            f"({DAG_ID!r}, {RUN_ID!r}, 'transform', try 1)",
+        ),
+        (
+            record("transform", dag_id="other_dag"),
+            rel("transform"),
+            f"('other_dag', {RUN_ID!r}, 'transform', try 1)",
+        ),
+    ],
+    ids=["other-task", "other-run", "other-try", "other-dag"],
+)
+def test_load_chain_rejects_a_file_holding_another_task_attempt(tmp_path, stored, at, shown):
+    # The link is where transform's state belongs, but the file there is someone else's.
+    misplaced = write(tmp_path, stored, at=at)
+    head = write(tmp_path, record("load", upstream="transform", xcoms=TRANSFORM_XCOMS, previous=misplaced))
+
+    with pytest.raises(StateError) as err:
+        load_chain(StateLocation(url=head.path), scope(tmp_path), key=KEY)
+    assert str(err.value) == (
+        f"State file {at} holds the state of another task attempt {shown}, not of task 'transform'; "
+        "the state chain is corrupt."
     )
 
-    with pytest.raises(StateError, match="belongs to task 'extract', not to 'transform'"):
-        load_chain(StateLocation(url=head.path), key=KEY)
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "file://{elsewhere}/" + rel("transform"),
+        "file://{tmp_path}/../{elsewhere_name}/" + rel("transform"),
+        "file://{tmp_path}/" + rel("transform", run_id="manual__not_in_lineage"),
+        "file:///etc/passwd",
+        "/proc/self/environ",
+        "http://127.0.0.1:1/x",
+        "s3://other-bucket/" + rel("transform"),
+        "file://{tmp_path}/" + rel("transform") + "?x=1",
+    ],
+    ids=[
+        "other-folder",
+        "dotdot-escape",
+        "run-not-in-lineage",
+        "etc-passwd",
+        "proc",
+        "http",
+        "other-bucket",
+        "query",
+    ],
+)
+def test_load_chain_never_reads_a_link_outside_its_scope(tmp_path, tmp_path_factory, reads, link):
+    # A valid state file of 'transform', pinned by the right digest, that must still not be followed.
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    planted = write(elsewhere, record("transform", upstream="extract", xcoms=EXTRACT_XCOMS))
+    write(tmp_path, record("transform", run_id="manual__not_in_lineage"))
+    link = link.format(tmp_path=tmp_path, elsewhere=elsewhere, elsewhere_name=elsewhere.name)
+    head = write(
+        tmp_path,
+        record(
+            "load",
+            upstream="transform",
+            xcoms=TRANSFORM_XCOMS,
+            previous=StateRef(path=link, digest=planted.digest),
+        ),
+    )
+
+    with pytest.raises(StateError) as err:
+        load_chain(StateLocation(url=head.path), scope(tmp_path), key=KEY)
+    message = str(err.value)
+    assert message.startswith(f"The state of task 'load' (run {RUN_ID!r}) has a state link {link!r}, which ")
+    assert message.endswith(": refused, not read.")
+    assert not isinstance(err.value, StateMissingError)
+    assert reads == [head.path]
 
 
 def test_a_run_without_a_resume_point_shows_no_plan():

@@ -1,7 +1,8 @@
 """
 Whether a failed run is retried automatically: ``decide_retry`` on real settings and verdicts.
 
-The note of each decision is written in the failed run's note, so the words are checked as well.
+The note of each decision is written in the failed run's note, so the words are checked as well. The
+previous retry's record is read as the scheduler reads it: signed, stored as JSON, checked for its run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 
 import pytest
 
+from airflow_resume_provider.marker import RunMarker, check, check_quietly, resumed_run_id, sign
 from airflow_resume_provider.resumability import (
     MANUAL_KILL,
     STATE_INVALID,
@@ -18,7 +20,7 @@ from airflow_resume_provider.resumability import (
     PlanStep,
     Verdict,
 )
-from airflow_resume_provider.retry import RetryDecision, decide_retry
+from airflow_resume_provider.retry.decision import RetryDecision, decide_retry, failure_signature
 from airflow_resume_provider.settings import parse_settings
 from airflow_resume_provider.state.model import FailureRecord
 
@@ -32,7 +34,7 @@ PLAN = [
         "extract",
         "PythonOperator",
         "restored",
-        source=f"file:///opt/airflow/logs/dag_id={DAG_ID}/run_id={RUN_ID}/task_id=transform/attempt=1.resume.json",
+        source=f"dag_id={DAG_ID}/run_id={RUN_ID}/task_id=transform/attempt=1.resume.json",
         xcom_keys=["return_value"],
     ),
     PlanStep("transform", "PythonOperator", "run", resume_point=True),
@@ -73,23 +75,34 @@ def settings(**values):
     return parse_settings({"retries": 3, **values}, dag_id=DAG_ID)
 
 
-def marker_after(attempt: int, task_id: str = "transform", error=(ERROR_TYPE, ERROR_MESSAGE)) -> dict:
-    """The conf marker of retry ``attempt``, as stored in the run's conf (a JSON round trip)."""
-    marker = {
-        "root_run_id": RUN_ID,
-        "resume_count": attempt,
-        "kind": "retry",
-        "retry_attempt": attempt,
-        "parent_failure": (task_id, *error),
-    }
-    return json.loads(json.dumps(marker))
+def read_back(run_id: str, record: RunMarker) -> RunMarker:
+    """``record`` as the scheduler reads it from the retry run's conf: signed, stored as JSON, checked."""
+    run_conf = json.loads(json.dumps({"day": "2024-01-01", "__resume__": sign(DAG_ID, run_id, record)}))
+    checked = check(DAG_ID, run_id, run_conf)
+    assert checked.marker is not None, checked.ignored
+    return checked.marker
+
+
+def marker_after(attempt: int, task_id: str = "transform", error=(ERROR_TYPE, ERROR_MESSAGE)) -> RunMarker:
+    """The record of the run created by retry ``attempt``, which failed again."""
+    run_id = resumed_run_id(DAG_ID, RUN_ID, RUN_ID, attempt)
+    record = RunMarker(
+        parent_run_id=RUN_ID,
+        root_run_id=RUN_ID,
+        resume_count=attempt,
+        resumed_at_task_id=task_id,
+        kind="retry",
+        retry_attempt=attempt,
+        parent_failure=[task_id, *error],
+    )
+    return read_back(run_id, record)
 
 
 # --- allowed ------------------------------------------------------------------------------------------
 
 
 def test_first_failure_is_retried_as_attempt_one():
-    assert decide_retry(settings(), verdict(), {}) == RetryDecision(True, 1, "")
+    assert decide_retry(settings(), verdict(), None) == RetryDecision(True, 1, "")
 
 
 def test_attempt_counts_on_from_the_previous_retry():
@@ -111,13 +124,13 @@ def test_run_stopped_by_hand_is_never_retried():
     reason = (
         f"{WHERE}: task 'transform' was set to failed by admin; a run stopped on purpose is never resumed."
     )
-    decision = decide_retry(settings(), verdict(code=MANUAL_KILL, reason=reason), {})
+    decision = decide_retry(settings(), verdict(code=MANUAL_KILL, reason=reason), None)
     assert decision == RetryDecision(False, 1, "Not retried: the run was stopped by hand.", final=True)
 
 
 def test_unreachable_state_folder_postpones_the_decision():
     reason = f"{WHERE}: the state folder cannot be reached: timed out. Try again when it is back."
-    decision = decide_retry(settings(), verdict(code=STATE_UNREACHABLE, reason=reason), {})
+    decision = decide_retry(settings(), verdict(code=STATE_UNREACHABLE, reason=reason), None)
     assert decision.retry is False
     assert decision.final is False
     assert decision.note == f"Retry postponed: {reason}"
@@ -135,7 +148,7 @@ def test_unreachable_state_folder_postpones_the_decision():
     ],
 )
 def test_other_non_resumable_runs_are_not_retried_and_say_why(code, reason):
-    decision = decide_retry(settings(), verdict(code=code, reason=reason), {})
+    decision = decide_retry(settings(), verdict(code=code, reason=reason), None)
     assert decision == RetryDecision(False, 1, f"Not retried: {reason}", final=True)
 
 
@@ -164,13 +177,13 @@ def test_exhaustion_is_reported_before_the_error_filters():
 
 
 def test_listed_exception_type_is_retried():
-    decision = decide_retry(settings(retry_exceptions=["TimeoutError", ERROR_TYPE]), verdict(), {})
+    decision = decide_retry(settings(retry_exceptions=["TimeoutError", ERROR_TYPE]), verdict(), None)
     assert decision.retry is True
 
 
 def test_unlisted_exception_type_is_not_retried():
     chosen = settings(retry_exceptions=["TimeoutError", ERROR_TYPE])
-    decision = decide_retry(chosen, verdict(failure_=failure("ValueError", "bad row 7")), {})
+    decision = decide_retry(chosen, verdict(failure_=failure("ValueError", "bad row 7")), None)
     assert decision == RetryDecision(
         False,
         1,
@@ -180,7 +193,7 @@ def test_unlisted_exception_type_is_not_retried():
 
 def test_failure_without_a_record_is_not_retried_when_exceptions_are_listed():
     chosen = settings(retry_exceptions=[ERROR_TYPE])
-    decision = decide_retry(chosen, verdict(failure_={}), {})
+    decision = decide_retry(chosen, verdict(failure_={}), None)
     assert decision.retry is False
     assert (
         decision.note
@@ -192,13 +205,13 @@ def test_failure_without_a_record_is_not_retried_when_exceptions_are_listed():
 
 
 def test_message_matching_the_pattern_anywhere_is_retried():
-    decision = decide_retry(settings(retry_message_pattern=r"timed out|refused"), verdict(), {})
+    decision = decide_retry(settings(retry_message_pattern=r"timed out|refused"), verdict(), None)
     assert decision.retry is True
 
 
 def test_message_not_matching_the_pattern_is_not_retried():
     chosen = settings(retry_message_pattern=r"^HTTP 5\d\d")
-    decision = decide_retry(chosen, verdict(), {})
+    decision = decide_retry(chosen, verdict(), None)
     assert decision.retry is False
     assert (
         decision.note
@@ -239,5 +252,63 @@ def test_same_error_is_retried_when_stop_on_repeated_error_is_off():
 
 
 def test_previous_failure_without_a_record_does_not_stop_the_retry():
-    marker = {**marker_after(1), "parent_failure": None}
+    marker = marker_after(1).model_copy(update={"parent_failure": None})
     assert decide_retry(settings(), verdict(), marker).retry is True
+
+
+def test_a_retry_created_for_a_failure_stops_at_the_same_failure():
+    """What the scheduler records in a retry (``failure_signature``) is what it compares the next time."""
+    first = verdict()
+    record = RunMarker(
+        parent_run_id=RUN_ID,
+        root_run_id=RUN_ID,
+        resume_count=1,
+        kind="retry",
+        retry_attempt=1,
+        parent_failure=failure_signature(first.failure, first.failed_task_id),
+    )
+    previous = read_back(resumed_run_id(DAG_ID, RUN_ID, RUN_ID, 1), record)
+
+    decision = decide_retry(settings(), verdict(), previous)
+    assert (decision.retry, decision.attempt) == (False, 2)
+    assert "failed twice in a row with the same error" in decision.note
+
+
+def testfailure_signature_is_a_json_list_of_task_type_and_message():
+    assert failure_signature(failure(), "transform") == ["transform", ERROR_TYPE, ERROR_MESSAGE]
+    assert failure_signature(None, "transform") is None
+    assert failure_signature({}, "transform") is None
+
+
+# --- records the provider did not write ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"root_run_id": RUN_ID, "resume_count": 3, "kind": "retry", "retry_attempt": 3},
+        {"root_run_id": RUN_ID, "resume_count": 1, "retry_attempt": -1000, "signature": "0" * 64},
+        {
+            "root_run_id": RUN_ID,
+            "resume_count": 1,
+            "retry_attempt": 0,
+            "parent_failure": ["transform", ERROR_TYPE, ERROR_MESSAGE],
+        },
+    ],
+    ids=["claims-exhausted", "negative-attempt", "claims-same-error"],
+)
+def test_a_forged_retry_record_neither_exhausts_nor_stops_the_retries(entry):
+    # Anyone who may trigger a run can write conf["__resume__"]; only a signed record counts.
+    run_conf = json.loads(json.dumps({"__resume__": entry}))
+    own = check_quietly(DAG_ID, RUN_ID, run_conf)
+    assert own.marker is None
+    assert "ignored" in own.ignored
+
+    assert decide_retry(settings(retries=1), verdict(), own.marker) == RetryDecision(True, 1, "")
+
+
+def test_a_record_signed_for_another_run_does_not_count_for_this_one():
+    copied = {"__resume__": sign(DAG_ID, "resume__other__3__0123456789", marker_after(3))}
+    own = check(DAG_ID, RUN_ID, json.loads(json.dumps(copied)))
+    assert own.marker is None
+    assert decide_retry(settings(retries=3), verdict(), own.marker).attempt == 1

@@ -72,7 +72,9 @@ def test_non_mapping_value_is_refused_naming_dag_and_type(value, shown):
     message = str(exc.value)
     assert "DAG 'my_dag'" in message
     assert "params['resume'] must be true, false or a mapping" in message
-    assert "enabled (bool), retries (int 0-100), retry_delay (seconds >= 0), on_retry (bool)" in message
+    assert (
+        "enabled (bool), retries (int 0-100), retry_delay (seconds, 0 to 604800), on_retry (bool)" in message
+    )
     assert f"got {shown}" in message
 
 
@@ -84,7 +86,7 @@ def test_unknown_key_is_named():
     assert "invalid params['resume']" in message
     assert "key 'retry': unknown key" in message
     assert (
-        "Accepted keys: enabled (bool), retries (int 0-100), retry_delay (seconds >= 0), on_retry (bool)"
+        "Accepted keys: enabled (bool), retries (int 0-100), retry_delay (seconds, 0 to 604800), on_retry (bool)"
         in message
     )
 
@@ -98,6 +100,9 @@ def test_unknown_key_is_named():
         ({"retries": "2"}, "retries", "'2'"),
         ({"retries": 2.0}, "retries", "2.0"),
         ({"retry_delay": -0.5}, "retry_delay", "-0.5"),
+        ({"retry_delay": 604800.5}, "retry_delay", "604800.5"),
+        ({"retry_delay": float("inf")}, "retry_delay", "inf"),
+        ({"retry_delay": float("nan")}, "retry_delay", "nan"),
         ({"enabled": "yes"}, "enabled", "'yes'"),
         ({"on_retry": 1}, "on_retry", "1"),
     ],
@@ -109,6 +114,10 @@ def test_invalid_value_names_key_and_value(value, key, got):
     assert "DAG 'my_dag'" in message
     assert f"key {key!r}:" in message
     assert f"(got {got})" in message
+
+
+def test_retry_delay_of_up_to_one_week_is_accepted():
+    assert parse_settings({"retry_delay": 604800.0}, dag_id="d").retry_delay == 604800.0
 
 
 def test_every_problem_is_reported_at_once():

@@ -18,7 +18,7 @@ from airflow_resume_provider.state.model import (
     TaskIdentity,
     XComEntry,
 )
-from airflow_resume_provider.state.paths import StateLocation
+from airflow_resume_provider.state.paths import StateLocation, StateRoot, folder_url
 from airflow_resume_provider.state.storage import (
     configured_folder,
     decode,
@@ -27,6 +27,7 @@ from airflow_resume_provider.state.storage import (
     location_for,
     prepare,
     read_bytes,
+    roots,
     write_bytes,
 )
 
@@ -234,10 +235,12 @@ def test_read_bytes_returns_content(tmp_path):
     assert read_bytes(StateLocation(f"file://{target}")) == b"content"
 
 
-def test_read_bytes_unreadable_path_raises_storage_error_naming_url(tmp_path):
-    url = f"file://{tmp_path}"  # a directory, not a file
-    with pytest.raises(StateStorageError, match=re.escape(f"Could not read state file {url}")):
+def test_read_bytes_unreadable_path_is_a_state_error_not_an_outage(tmp_path):
+    # A folder where a file should be is not storage being down: retrying later would not help.
+    url = f"file://{tmp_path}"
+    with pytest.raises(StateError, match=re.escape(f"Could not read state file {url}")) as err:
         read_bytes(StateLocation(url))
+    assert not isinstance(err.value, StateStorageError)
 
 
 def test_prepare_local_location_is_its_path(tmp_path):
@@ -324,11 +327,37 @@ def test_state_folder_wins_over_remote_logging(monkeypatch):
     monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOGGING", "True")
     monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "s3://logs-bucket/logs")
     monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", "aws_logs")
-    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", "gs://state-bucket/resume")
-    # The log connection belongs to the log folder; it is not used for an explicit state folder.
-    assert configured_folder() == ("gs://state-bucket/resume", "")
-    monkeypatch.setenv("AIRFLOW__RESUME__STATE_CONN_ID", "gcp_state")
-    assert configured_folder() == ("gs://state-bucket/resume", "gcp_state")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", "s3://state-bucket/resume")
+    # README: an object-storage state folder without [resume] state_conn_id uses remote_log_conn_id.
+    assert configured_folder() == ("s3://state-bucket/resume", "aws_logs")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_CONN_ID", "aws_state")
+    assert configured_folder() == ("s3://state-bucket/resume", "aws_state")
+
+
+@pytest.mark.parametrize("folder", ["/var/resume-state", "file:///var/resume-state"])
+def test_a_local_state_folder_never_uses_the_log_connection(monkeypatch, folder):
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOGGING", "True")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "s3://logs-bucket/logs")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", "aws_logs")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", folder)
+    assert configured_folder() == (folder, "")
+
+
+def test_state_is_read_from_the_state_folder_and_the_log_folders_only(monkeypatch):
+    local_logs = folder_url(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
+    assert roots() == [StateRoot(local_logs, "")]
+
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOGGING", "True")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", "s3://logs-bucket/logs/")
+    monkeypatch.setenv("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", "aws_logs")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", "s3://state-bucket/resume")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_CONN_ID", "aws_state")
+    # The configured folder first; the log folders keep state written before a configuration change.
+    assert roots() == [
+        StateRoot("s3://state-bucket/resume", "aws_state"),
+        StateRoot(local_logs, ""),
+        StateRoot("s3://logs-bucket/logs", "aws_state"),
+    ]
 
 
 def test_state_folder_wins_over_base_log_folder(monkeypatch, tmp_path):
