@@ -313,7 +313,8 @@ def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -
         try_number=ti.try_number,
         recorded_at=_utcnow(),
     )
-    updated = record.model_copy(update={"failure": failure, "written_at": _utcnow()})
+    # Only the failure is added: the rest stays as written, so links to the file stay valid.
+    updated = record.model_copy(update={"failure": failure})
     try:
         _write(ti, updated, handle)
     except Exception as err:

@@ -10,6 +10,8 @@ from typing import Any
 from airflow_resume_provider.exceptions import StateError
 
 INTEGRITY_KEY = "integrity"
+#: Added to a state file when its task fails, after later tasks may have linked to the file.
+FAILURE_KEY = "failure"
 
 
 def canonical_bytes(document: dict[str, Any]) -> bytes:
@@ -53,3 +55,14 @@ def verify(document: dict[str, Any], key: bytes, *, where: str) -> str:
             "(corruption or tampering), or it was signed with another key."
         )
     return expected["digest"]
+
+
+def link_digest(document: dict[str, Any], key: bytes) -> str:
+    """
+    The digest a link to this file pins: the file's digest as it was written, before a failure record
+    was added. A task's failure is added after the next task (e.g. an ``all_done`` one) may have linked
+    to the file; the link stays valid, while the file's own integrity block covers the failure too.
+    """
+    if document.get(FAILURE_KEY) is None:
+        return compute(document, key)["digest"]
+    return compute({**document, FAILURE_KEY: None}, key)["digest"]

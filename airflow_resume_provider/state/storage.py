@@ -73,16 +73,15 @@ def object_path(location: StateLocation) -> ObjectStoragePath:
 
 
 def encode(record: StateRecord, key: bytes) -> tuple[bytes, str]:
-    """The file content of a record, with a fresh integrity block, and its digest."""
+    """The file content of a record, with a fresh integrity block, and the digest links to it pin."""
     document = record.model_dump(mode="json", exclude={"integrity"})
     document["integrity"] = integrity.compute(document, key)
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode(), document["integrity"][
-        "digest"
-    ]
+    data = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return data, integrity.link_digest(document, key)
 
 
 def decode(data: bytes, key: bytes, *, where: str) -> tuple[StateRecord, str]:
-    """Parse and verify a state file's content; returns the record and its digest."""
+    """Parse and verify a state file's content; returns the record and the digest links to it pin."""
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
@@ -97,9 +96,9 @@ def decode(data: bytes, key: bytes, *, where: str) -> tuple[StateRecord, str]:
             f"State file {where} has schema version {version}, newer than this provider reads "
             f"({SCHEMA_VERSION}); upgrade airflow-resume-provider on this component."
         )
-    digest = integrity.verify(document, key, where=where)
+    integrity.verify(document, key, where=where)
     try:
-        return StateRecord.model_validate(document), digest
+        return StateRecord.model_validate(document), integrity.link_digest(document, key)
     except ValueError as err:
         raise StateError(f"State file {where} does not match the state schema: {err}") from None
 

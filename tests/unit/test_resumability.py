@@ -666,6 +666,31 @@ def test_load_chain_rejects_a_file_rewritten_after_it_was_referenced(tmp_path):
     assert str(tmp_path) not in str(err.value)
 
 
+def test_a_failure_added_after_the_next_task_linked_to_the_file_keeps_the_link_valid(tmp_path):
+    # transform fails after load (trigger rule all_done) linked to its state: the link still holds.
+    refs = write_chain(tmp_path)
+    failed = record(
+        "transform", upstream="extract", xcoms=EXTRACT_XCOMS, previous=refs["extract"], failed=True
+    )
+    write(tmp_path, failed)
+
+    chain = load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY)
+
+    assert [r.identity.task_id for r, _ in chain.records] == ["load", "transform", "extract"]
+    assert chain.records[1][0].failure == failure()
+
+
+def test_a_failure_record_edited_without_the_key_is_refused(tmp_path):
+    refs = write_chain(tmp_path)
+    head = tmp_path / rel("load")
+    document = json.loads(head.read_bytes())
+    document["failure"]["message"] = "nothing to see here"
+    head.write_text(json.dumps(document))
+
+    with pytest.raises(StateError, match="integrity"):
+        load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY)
+
+
 def test_load_chain_without_the_head_file_is_missing_state(tmp_path):
     location = StateLocation(url=f"file://{tmp_path}/{rel('load')}")
     with pytest.raises(StateMissingError) as err:
