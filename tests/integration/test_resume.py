@@ -216,28 +216,47 @@ def test_refusals_name_the_reason(monkeypatch):
     assert verdict.reason_code == "invalid_resume_point"
 
 
-def test_a_task_marked_failed_by_a_person_is_not_resumable():
+def _patch_to_failed_row(dag_id: str, run_id: str, task_id: str, owner: str):
+    """The row Airflow's API writes for PATCH .../taskInstances/<task> {"new_state": "failed"}."""
     import json
 
     from airflow.models.log import Log
 
+    return Log(
+        event="patch_task_instance",
+        owner=owner,
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id=run_id,
+        extra=json.dumps({"new_state": "failed", "method": "PATCH"}),
+    )
+
+
+def test_a_task_the_api_server_saw_set_to_failed_by_hand_is_not_resumable():
+    from airflow_resume_provider.manual_kill import _write_marker
+
     dr = run_dag("resume_example_etl")
     with _session() as session:
-        # The row Airflow's API writes for PATCH .../taskInstances/transform {"new_state": "failed"}.
-        session.add(
-            Log(
-                event="patch_task_instance",
-                owner="alice",
-                dag_id="resume_example_etl",
-                task_id="transform",
-                run_id=dr.run_id,
-                extra=json.dumps({"new_state": "failed", "method": "PATCH"}),
-            )
-        )
+        session.add(_patch_to_failed_row("resume_example_etl", dr.run_id, "transform", "alice"))
         session.commit()
+    # What the API server's listener records when Airflow did set the state by hand.
+    identity = {"dag_id": "resume_example_etl", "run_id": dr.run_id, "task_id": "transform"}
+    _write_marker({**identity, "map_index": -1, "try_number": 1}, "TaskInstance's state was manually set")
+
     verdict = assess("resume_example_etl", dr.run_id)
     assert verdict.reason_code == "manual_kill"
-    assert "set to failed by alice" in verdict.reason
+    assert "set to failed by hand" in verdict.reason
+
+
+def test_a_refused_request_in_the_audit_log_does_not_stop_a_task_that_failed_by_itself():
+    # Airflow writes the audit row before it checks the request: a viewer's refused PATCH leaves one.
+    dr = run_dag("resume_example_etl")
+    with _session() as session:
+        session.add(_patch_to_failed_row("resume_example_etl", dr.run_id, "transform", "mallory"))
+        session.commit()
+
+    verdict = assess("resume_example_etl", dr.run_id)
+    assert verdict.resumable, verdict.reason
 
 
 def test_a_failed_capture_makes_the_task_not_resumable_with_the_reason(monkeypatch, tmp_path):
