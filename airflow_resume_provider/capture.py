@@ -8,13 +8,12 @@ XCom (``resume_capture_error``), and never fails or noticeably delays the task.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import conf
+from airflow_resume_provider import airflow_internals, conf
 from airflow_resume_provider.bookkeeping import (
     BOOKKEEPING_XCOM_KEYS,
     CONF_KEY,
@@ -68,9 +67,7 @@ def _map_index(ti: Any) -> int:
 
 def is_task_runner_instance(ti: Any) -> bool:
     """True for the worker-side task instance (not an ORM row seen by the scheduler or API server)."""
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    return isinstance(ti, RuntimeTaskInstance)
+    return isinstance(ti, airflow_internals.runtime_task_instance_class())
 
 
 def resume_enabled(ti: RuntimeTaskInstance) -> bool:
@@ -94,11 +91,18 @@ def _iso(value: Any) -> str | None:
 
 def _jsonable(value: Any) -> Any:
     """A JSON-compatible copy; values JSON cannot hold are stored as their string form."""
-    return json.loads(json.dumps(value, default=str))
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value, fallback=str)
 
 
 def run_bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Run ``fn`` in a helper thread and give up waiting after ``timeout`` seconds."""
+    """
+    Run ``fn`` in a helper thread and give up waiting after ``timeout`` seconds.
+
+    A daemon thread, not ``concurrent.futures``: its worker threads are joined when the interpreter
+    exits, so a storage call hanging past the timeout would then hold the task process at its end.
+    """
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -120,43 +124,17 @@ def run_bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
 # --- reading what the task's inputs are -------------------------------------------------------------
 
 
-def _comms() -> Any:
-    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
-
-    return SUPERVISOR_COMMS
-
-
-def _raw_xcom_values(ti: RuntimeTaskInstance, task_id: str, key: str) -> list[Any]:
-    """All values of one XCom key of a task in this run, in map-index order, as Airflow stores them."""
-    from airflow.sdk.execution_time.comms import GetXComSequenceSlice, XComSequenceSliceResult
-
-    msg = _comms().send(
-        GetXComSequenceSlice(
-            key=key, dag_id=ti.dag_id, run_id=ti.run_id, task_id=task_id, start=None, stop=None, step=None
-        )
-    )
-    if not isinstance(msg, XComSequenceSliceResult):
-        raise RuntimeError(f"unexpected answer to an XCom read of {task_id!r}.{key}: {type(msg).__name__}")
-    return list(msg.root)
-
-
 def _upstream_state_ref(ti: RuntimeTaskInstance, upstream_id: str) -> dict[str, Any] | None:
     """The upstream task's announcement of its state file and extra XCom keys (None if not captured)."""
-    from airflow.sdk.execution_time.comms import GetXCom, XComResult
-
-    msg = _comms().send(
-        GetXCom(key=XCOM_STATE_REF, dag_id=ti.dag_id, run_id=ti.run_id, task_id=upstream_id, map_index=-1)
-    )
-    if not isinstance(msg, XComResult) or not isinstance(msg.value, dict):
-        return None
-    return msg.value
+    value = airflow_internals.xcom_value(ti, upstream_id, XCOM_STATE_REF)
+    return value if isinstance(value, dict) else None
 
 
 def _upstream_xcoms(ti: RuntimeTaskInstance, upstream_id: str, extra_keys: list[str]) -> list[XComEntry]:
     return [
         XComEntry(task_id=upstream_id, key=key, map_index=-1, value=value)
         for key in [RETURN_KEY, *sorted(set(extra_keys))]
-        for value in _raw_xcom_values(ti, upstream_id, key)
+        for value in airflow_internals.xcom_values(ti, upstream_id, key)
     ]
 
 
@@ -201,8 +179,8 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
 
     context = ti.get_template_context()
     dag_run = context["dag_run"]
-    server_ctx = getattr(ti, "_ti_context_from_server", None)
-    raw_conf = dict((server_ctx.dag_run.conf if server_ctx else dag_run.conf) or {})
+    server_conf = airflow_internals.run_conf_from_server(ti)
+    raw_conf = dict((server_conf if server_conf is not None else dag_run.conf) or {})
     params = context.get("params") or {}
 
     xcoms: list[XComEntry] = []
@@ -331,11 +309,19 @@ def forget(ti: RuntimeTaskInstance) -> None:
 
 def _redact(message: str) -> str:
     try:
-        from airflow.sdk._shared.secrets_masker import redact
-
-        return str(redact(message))
+        return str(airflow_internals.redact(message))
     except Exception:
         return message
+
+
+def _announce_new_key(ti: Any, key: str, push: Any) -> None:
+    """Add a key user code pushed to the task's announcement, as it happens."""
+    announcement = _announced.get(_task_key(ti))
+    extra = key != RETURN_KEY and key not in BOOKKEEPING_XCOM_KEYS
+    if announcement is not None and extra and key not in announcement["xcom_keys"]:
+        announcement["xcom_keys"] = sorted([*announcement["xcom_keys"], key])
+        # Announced now: the task's state is final before any later hook runs.
+        push(ti, XCOM_STATE_REF, announcement)
 
 
 def _install_xcom_key_tracker() -> None:
@@ -343,20 +329,5 @@ def _install_xcom_key_tracker() -> None:
     global _tracker_installed
     if _tracker_installed:
         return
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    original = RuntimeTaskInstance.xcom_push
-
-    def xcom_push(self: Any, key: str, value: Any) -> Any:
-        result = original(self, key, value)
-        announcement = _announced.get(_task_key(self))
-        extra = key != RETURN_KEY and key not in BOOKKEEPING_XCOM_KEYS
-        if announcement is not None and extra and key not in announcement["xcom_keys"]:
-            announcement["xcom_keys"] = sorted([*announcement["xcom_keys"], key])
-            # Announced as it happens: the task's state is final before any later hook runs.
-            original(self, XCOM_STATE_REF, announcement)
-        return result
-
-    xcom_push.__wrapped__ = original  # type: ignore[attr-defined]
-    RuntimeTaskInstance.xcom_push = xcom_push  # type: ignore[method-assign]
+    airflow_internals.wrap_xcom_push(_announce_new_key)
     _tracker_installed = True
