@@ -63,17 +63,27 @@ def _quiet_logs(args: Any) -> None:
         logging.disable(logging.INFO)
 
 
-def _print(args: Any, payload: dict[str, Any], text: str) -> None:
-    print(json.dumps(payload, indent=2, default=str) if args.output == "json" else text)
+def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None = None) -> None:
+    """JSON for scripts (``-o json``: the API's exact shape and types); else a line and the plan as a table."""
+    if args.output == "json":
+        print(json.dumps(payload, indent=2, default=str))
+        return
+    print(text)
+    if plan:
+        from airflow.cli.simple_table import AirflowConsole
 
-
-def _describe_plan(plan: list[Any]) -> str:
-    lines = []
-    for step in plan:
-        step = step if isinstance(step, dict) else step.__dict__
-        marker = "  <- resume point" if step["resume_point"] else ""
-        lines.append(f"  {step['task_id']:<30} {step['action']}{marker}")
-    return "\n".join(lines)
+        AirflowConsole().print_as(
+            [
+                {
+                    "task": step.task_id,
+                    "action": step.action,
+                    "resume point": "yes" if step.resume_point else "",
+                    "restored from": step.source or "",
+                }
+                for step in plan
+            ],
+            output="table",
+        )
 
 
 def _cli_user() -> str:
@@ -108,7 +118,7 @@ def status_command(args: Any) -> None:
             head += f" Already resumed as {verdict.resumed_run_id!r}."
     else:
         head = f"Not resumable ({verdict.reason_code}): {verdict.reason}"
-    _print(args, payload, head + ("\n" + _describe_plan(verdict.plan) if verdict.plan else ""))
+    _print(args, payload, head, verdict.plan)
     sys.exit(EXIT_OK if verdict.resumable else EXIT_NOT_RESUMABLE)
 
 
