@@ -3,6 +3,10 @@ Fixtures for end-to-end and browser tests: one real Airflow stack per test sessi
 
 With ``RESUME_TEST_DB=sqlite`` (default) the stack uses SQLite and remote logging to S3 served by
 ``moto_server`` over HTTP; with ``RESUME_TEST_DB=postgres`` it uses PostgreSQL and local logs.
+
+Either way the auth manager is ``tests.auth_manager.NoXComAuditorAuthManager`` (SimpleAuthManager
+plus a user ``auditor`` who may read runs but not XComs), imported by the Airflow processes from the
+repository root on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import os
 
 import pytest
 
-from tools.airflow_stack import AirflowStack
+from tools.airflow_stack import REPO, AirflowStack
 from tools.moto_s3 import aws_connection, moto_s3
 
 BUCKET = "airflow-logs"
+AUTH_MANAGER = "tests.auth_manager.NoXComAuditorAuthManager"
 
 
 @pytest.fixture(scope="session")
@@ -30,11 +35,14 @@ def backend() -> str:
 
 @pytest.fixture(scope="session")
 def stack(backend, tmp_path_factory, request):
-    extra_env = {}
+    extra_env = {
+        "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+    }
     s3 = None
     if backend == "sqlite":
         endpoint, s3 = request.getfixturevalue("moto_endpoint")
-        extra_env = {
+        extra_env |= {
             "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
             "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": f"s3://{BUCKET}/logs",
             "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "aws_moto",

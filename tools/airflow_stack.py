@@ -25,7 +25,8 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-USERS = {"admin": "admin-pw", "viewer": "viewer-pw", "operator": "operator-pw"}
+#: Users of the local stack and their passwords; ``auditor`` has the role viewer (see ``env()``).
+USERS = {"admin": "admin-pw", "viewer": "viewer-pw", "operator": "operator-pw", "auditor": "auditor-pw"}
 
 
 def free_port() -> int:
@@ -83,7 +84,7 @@ class AirflowStack:
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",
             AIRFLOW__CORE__PARALLELISM="3",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin,viewer:viewer,operator:op",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin,viewer:viewer,operator:op,auditor:viewer",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.home / "passwords.json"),
             AIRFLOW__API__PORT=str(self.port),
             AIRFLOW__API__HOST="127.0.0.1",

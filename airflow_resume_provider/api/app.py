@@ -5,18 +5,22 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Body, FastAPI, HTTPException, status
+from fastapi import Body, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from airflow_resume_provider.api.middleware import BodySizeLimit, SecurityHeaders
 from airflow_resume_provider.api.schemas import ErrorOut, ResumeOut, ResumeRequest, VerdictOut
 from airflow_resume_provider.api.security import (
     CanReadRuns,
     CanTriggerRuns,
     GetUserDep,
     SessionDep,
+    SignedIn,
     audit,
     csrf_protected,
 )
+from airflow_resume_provider.api.validation import bounded_validation_error
 from airflow_resume_provider.resume import NotResumableError, RunNotFoundError, assess, resume
 
 if TYPE_CHECKING:
@@ -38,7 +42,20 @@ def create_app() -> FastAPI:
         title="Airflow Resume",
         description="Resume failed runs of linear DAGs at the failed task, with the same inputs.",
         version="1",
+        # No interactive docs, and the schema only for signed-in users (see ``openapi_schema``).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
+    app.add_middleware(BodySizeLimit)
+    app.add_middleware(SecurityHeaders)
+    app.exception_handler(RequestValidationError)(bounded_validation_error)
+
+    @app.get(API_PREFIX + "/openapi.json", dependencies=[SignedIn], include_in_schema=False)
+    def openapi_schema(request: Request) -> JSONResponse:
+        """The OpenAPI schema of this API, for any authenticated user; paths are under ``servers``."""
+        mounted_at = request.scope.get("root_path", "").rstrip("/")
+        return JSONResponse({**app.openapi(), "servers": [{"url": mounted_at or "/"}]})
 
     @app.get(
         API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}",

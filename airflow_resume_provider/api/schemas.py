@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.models.base import ID_LEN
 from pydantic import BaseModel, ConfigDict, Field
+
+#: The longest task id Airflow stores (``airflow.models.base.ID_LEN``); longer ones are refused (422).
+TASK_ID_MAX_LENGTH = ID_LEN
 
 
 class ResumeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     from_task_id: str | None = Field(
-        default=None, min_length=1, description="Resume at this task instead of the failed one."
+        default=None,
+        min_length=1,
+        max_length=TASK_ID_MAX_LENGTH,
+        description="Resume at this task instead of the failed one.",
     )
 
 
@@ -41,6 +48,9 @@ class VerdictOut(BaseModel):
     plan: PlanOut
     resumed_run_id: str | None = Field(description="The run that already resumed this one, if any.")
     lineage: dict[str, Any]
+    warnings: list[str] = Field(
+        default_factory=list, description="What the user should know that does not decide the verdict."
+    )
 
 
 class ResumeOut(BaseModel):

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import TYPE_CHECKING, Annotated
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.api_fastapi.core_api.security import GetUserDep, bearer_scheme, get_user, requires_access_dag
 from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials  # noqa: TC002 - FastAPI resolves it at runtime
+
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 __all__ = [
     "CSRF_HEADER",
@@ -22,7 +27,9 @@ __all__ = [
     "CanTriggerRuns",
     "GetUserDep",
     "SessionDep",
+    "SignedIn",
     "audit",
+    "can_read_xcoms",
     "can_trigger_runs",
     "csrf_protected",
     "csrf_token_for",
@@ -34,6 +41,8 @@ CSRF_HEADER = "X-Resume-CSRF-Token"
 
 CanReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 CanTriggerRuns = Depends(requires_access_dag("POST", DagAccessEntity.RUN))
+#: Any authenticated user (bearer token or session cookie); 401 otherwise.
+SignedIn = Depends(get_user)
 
 
 def audit(event: str):
@@ -41,8 +50,7 @@ def audit(event: str):
     return Depends(action_logging(event=event))
 
 
-def can_trigger_runs(dag_id: str, user) -> bool:
-    """Whether ``user`` may trigger (and so resume) runs of the DAG, per Airflow's auth manager."""
+def _is_authorized_dag(method: ResourceMethod, access_entity: DagAccessEntity, dag_id: str, user) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
@@ -50,9 +58,27 @@ def can_trigger_runs(dag_id: str, user) -> bool:
         return False
     return bool(
         get_auth_manager().is_authorized_dag(
-            method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
+            method=method, access_entity=access_entity, details=DagDetails(id=dag_id), user=user
         )
     )
+
+
+def can_trigger_runs(dag_id: str, user) -> bool:
+    """Whether ``user`` may trigger (and so resume) runs of the DAG, per Airflow's auth manager."""
+    return _is_authorized_dag("POST", DagAccessEntity.RUN, dag_id, user)
+
+
+def can_read_xcoms(dag_id: str, user) -> bool:
+    """
+    Whether ``user`` may read the DAG's XCom values, per Airflow's auth manager.
+
+    Airflow guards XComs with their own permission, apart from reading runs: a user who may see a
+    run may still be refused its XComs (Airflow's own XCom routes answer 403), so the Resume page
+    shows such a user the XCom keys and sizes only. SimpleAuthManager cannot express that user (all
+    its roles that read runs read XComs), so the decision is tested end to end with the test-only
+    auth manager ``tests.auth_manager.NoXComAuditorAuthManager``.
+    """
+    return _is_authorized_dag("GET", DagAccessEntity.XCOM, dag_id, user)
 
 
 def _csrf_secret() -> bytes:
@@ -66,9 +92,16 @@ def csrf_token_for(session_cookie: str) -> str:
     return hmac.new(_csrf_secret(), b"resume-csrf:" + session_cookie.encode(), hashlib.sha256).hexdigest()
 
 
-def _check_csrf(request: Request) -> None:
-    # A bearer token is never sent by a browser on its own, so such requests cannot be forged.
-    if request.headers.get("authorization", "").lower().startswith("bearer "):
+def _check_csrf(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    # A bearer token is never sent by a browser on its own, so a request it authenticates cannot be
+    # forged. Only a token Airflow's ``get_user`` actually used counts: it reads the same
+    # ``bearer_scheme`` and, when that yields credentials, authenticates by them alone (or refuses the
+    # request). A header that merely starts with "Bearer" but holds no token (blank, or whitespace
+    # such as a non-breaking space) yields none, and ``get_user`` falls back to the session cookie.
+    if bearer is not None and bearer.scheme.lower() == "bearer" and bearer.credentials:
         return
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:

@@ -1,4 +1,9 @@
-"""What the Resume page shows: built from the verdict and the recorded state, secrets masked."""
+"""
+What the Resume page shows: built from the verdict and the recorded state, secrets masked.
+
+Replayed XCom values are shown only to users who may read the DAG's XComs (Airflow guards them with
+their own permission, apart from reading runs); others see each XCom's key and size.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,12 @@ def mask(value: Any, name: str | None = None) -> Any:
     return secrets_masker.redact(value, name)
 
 
+def json_size(value: Any) -> str:
+    """The size of a value's JSON, for users who may not see the value itself."""
+    size = len(json.dumps(value, default=str, ensure_ascii=False).encode())
+    return "1 byte" if size == 1 else f"{size} bytes"
+
+
 def preview(value: Any, name: str | None = None) -> str:
     """A masked, truncated one-line JSON rendering of a value."""
     text = json.dumps(mask(value, name), default=str, ensure_ascii=False)
@@ -33,6 +44,7 @@ class Step:
     action: str
     resume_point: bool
     can_resume_here: bool
+    #: (key, masked preview of the value) or, when values are hidden, (key, size of the value).
     xcoms: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -46,11 +58,19 @@ class PageModel:
     failure_message: str | None
     failure_type: str | None
     failure_try: int | None
+    #: False when the user may not read the DAG's XComs: ``Step.xcoms`` then hold sizes, not values.
+    xcom_values_shown: bool = True
 
 
-def build(verdict: Verdict, facts: RunFacts, ti_states: dict[str, str | None]) -> PageModel:
+def build(
+    verdict: Verdict, facts: RunFacts, ti_states: dict[str, str | None], *, show_xcom_values: bool
+) -> PageModel:
     chain = facts.chain
     restored = chain.restored_tasks() if chain is not None else {}
+
+    def shown(key: str, value: Any) -> str:
+        return preview(value, key) if show_xcom_values else json_size(value)
+
     steps = []
     for step in verdict.plan:
         state = ti_states.get(step.task_id)
@@ -63,7 +83,7 @@ def build(verdict: Verdict, facts: RunFacts, ti_states: dict[str, str | None]) -
                 resume_point=step.resume_point,
                 can_resume_here=state == "success" or step.task_id == verdict.failed_task_id,
                 xcoms=[
-                    (x.key, preview(x.value, x.key))
+                    (x.key, shown(x.key, x.value))
                     for x in (
                         restored[step.task_id].xcoms
                         if step.task_id in restored and step.action == "restored"
@@ -98,4 +118,5 @@ def build(verdict: Verdict, facts: RunFacts, ti_states: dict[str, str | None]) -
         failure_message=mask(failure.get("message")) if failure else None,
         failure_type=failure.get("exception_type"),
         failure_try=failure.get("try_number"),
+        xcom_values_shown=show_xcom_values,
     )

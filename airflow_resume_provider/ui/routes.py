@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from airflow_resume_provider.api.schemas import TASK_ID_MAX_LENGTH
 from airflow_resume_provider.api.security import (
     SESSION_COOKIE,
     CanReadRuns,
     GetUserDep,
     SessionDep,
+    can_read_xcoms,
     can_trigger_runs,
     csrf_token_for,
 )
@@ -39,6 +42,37 @@ def _templates() -> jinja2.Environment:
     )
 
 
+def _content_security_policy(nonce: str) -> str:
+    """Only this response's own inline script and style run; fetches go to this origin only."""
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"script-src 'nonce-{nonce}'",
+            f"style-src 'nonce-{nonce}'",
+            "connect-src 'self'",
+            "frame-ancestors 'self'",  # the tab's iframe on Airflow's own pages
+            "base-uri 'none'",
+            "form-action 'self'",
+        )
+    )
+
+
+def _render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page with a fresh CSP nonce; the template puts ``nonce`` on its inline script and style."""
+    nonce = secrets.token_urlsafe(18)
+    html = _templates().get_template(template).render(nonce=nonce, **context)
+    return HTMLResponse(
+        html,
+        status_code=status_code,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": _content_security_policy(nonce),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin",
+        },
+    )
+
+
 def _airflow_base_url() -> str:
     from airflow.configuration import conf
 
@@ -52,18 +86,16 @@ def resume_page(
     dag_run_id: str,
     session: SessionDep,
     user: GetUserDep,
-    from_task_id: str | None = None,
+    from_task_id: Annotated[str | None, Query(max_length=TASK_ID_MAX_LENGTH)] = None,
 ) -> HTMLResponse:
     """The Resume tab: verdict, failure, steps, structure check, inputs, lineage and the Resume button."""
     root = request.scope.get("root_path", "").rstrip("/")
     page_base = f"{root}/ui/dags/{quote(dag_id, safe='')}/dagRuns/"
-    templates = _templates()
     try:
         verdict, facts, ti_states = assess_with_facts(session, dag_id, dag_run_id, from_task_id=from_task_id)
     except RunNotFoundError as err:
-        html = templates.get_template("not_found.html").render(message=str(err))
-        return HTMLResponse(html, status_code=404)
-    model = page.build(verdict, facts, ti_states)
+        return _render("not_found.html", 404, message=str(err))
+    model = page.build(verdict, facts, ti_states, show_xcom_values=can_read_xcoms(dag_id, user))
     cookie = request.cookies.get(SESSION_COOKIE, "")
     client = {
         "resume_url": f"{root}/api/v1/dags/{quote(dag_id, safe='')}/dagRuns/{quote(dag_run_id, safe='')}/resume",
@@ -73,7 +105,8 @@ def resume_page(
         "page_base": page_base,
         "airflow_run_base": f"{_airflow_base_url()}/dags/{quote(dag_id, safe='')}/runs/",
     }
-    html = templates.get_template("resume.html").render(
+    return _render(
+        "resume.html",
         dag_id=dag_id,
         run_id=dag_run_id,
         page=model,
@@ -82,4 +115,3 @@ def resume_page(
         can_choose=verdict.resumable and not verdict.resumed_run_id,
         page_url=lambda run_id: page_base + quote(str(run_id), safe=""),
     )
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
