@@ -118,7 +118,7 @@ def status_command(args: Any) -> None:
             head += f" Already resumed as {verdict.resumed_run_id!r}."
     else:
         head = f"Not resumable ({verdict.reason_code}): {verdict.reason}"
-    _print(args, payload, head, verdict.plan)
+    _print(args, payload, head, verdict.plan.tasks)
     sys.exit(EXIT_OK if verdict.resumable else EXIT_NOT_RESUMABLE)
 
 

@@ -8,8 +8,10 @@ fails is the one reported.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_resume_provider.state.paths import relative_to_roots
 from airflow_resume_provider.structure import TaskShape, describe_changes
@@ -62,37 +64,51 @@ class RunFacts:
     roots: list[StateRoot] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class PlanStep:
+class PlanStep(BaseModel):
+    """What a resume does to one task. Part of the REST API and the CLI's JSON: never rename fields."""
+
+    model_config = ConfigDict(frozen=True)
+
     task_id: str
     task_type: str
-    #: "restored" (not executed; results restored from ``source``) or "run" (left to the scheduler).
-    action: str
+    action: str = Field(description="'restored' (not run; results restored from source) or 'run'.")
     resume_point: bool = False
-    source: str | None = None
-    xcom_keys: list[str] = field(default_factory=list)
+    source: str | None = Field(default=None, description="State file the restored values come from.")
+    xcom_keys: list[str] = Field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Plan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    resume_task_id: str | None = Field(description="The task the resumed run starts at.")
+    tasks: list[PlanStep] = Field(description="Every task in order, with what a resume does to it.")
+
+
+class Verdict(BaseModel):
+    """
+    The verdict on one run: the service's result and the body of the REST API and of the CLI's JSON
+    output (one model for all three). Field names are part of the API: never rename.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
     dag_id: str
-    run_id: str
+    dag_run_id: str
     resumable: bool
     reason_code: str | None
     reason: str | None
     failed_task_id: str | None
     resume_task_id: str | None
     failure: dict[str, Any] | None
-    plan: list[PlanStep]
-    resumed_run_id: str | None
+    plan: Plan
+    resumed_run_id: str | None = Field(description="The run that already resumed this one, if any.")
     lineage: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list, description="What the user should know that does not decide the verdict."
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form shared by the REST API and the CLI: the plan as an object with its tasks."""
-        body = asdict(self)
-        body["plan"] = {"resume_task_id": self.resume_task_id, "tasks": body["plan"]}
-        return body
+        return self.model_dump(mode="json")
 
 
 def _refuse(facts: RunFacts, code: str, reason: str) -> Verdict:
@@ -107,14 +123,14 @@ def _verdict(
         failure = facts.chain.head.failure.model_dump()
     return Verdict(
         dag_id=facts.dag_id,
-        run_id=facts.run_id,
+        dag_run_id=facts.run_id,
         resumable=resumable,
         reason_code=code,
         reason=reason,
         failed_task_id=facts.failed_task_id,
         resume_task_id=facts.resume_task_id,
         failure=failure,
-        plan=build_plan(facts),
+        plan=Plan(resume_task_id=facts.resume_task_id, tasks=build_plan(facts)),
         resumed_run_id=facts.resumed_run_id,
         lineage=facts.lineage,
         warnings=list(facts.warnings),
@@ -191,7 +207,19 @@ def build_plan(facts: RunFacts) -> list[PlanStep]:
     for i, shape in enumerate(order):
         if i < cut:
             path, keys = sources.get(shape.task_id, (None, []))
-            steps.append(PlanStep(shape.task_id, shape.task_type, "restored", source=path, xcom_keys=keys))
+            steps.append(
+                PlanStep(
+                    task_id=shape.task_id,
+                    task_type=shape.task_type,
+                    action="restored",
+                    source=path,
+                    xcom_keys=keys,
+                )
+            )
         else:
-            steps.append(PlanStep(shape.task_id, shape.task_type, "run", resume_point=i == cut))
+            steps.append(
+                PlanStep(
+                    task_id=shape.task_id, task_type=shape.task_type, action="run", resume_point=i == cut
+                )
+            )
     return steps

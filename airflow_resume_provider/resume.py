@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_resume_provider import marker
 from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_STATE_REF
@@ -41,26 +42,21 @@ class NotResumableError(ResumeError):
         self.verdict = verdict
 
 
-@dataclass(frozen=True)
-class ResumeOutcome:
-    created: bool
+class ResumeOutcome(BaseModel):
+    """The resumed run, created now or earlier: the service's result and the REST API's body."""
+
+    model_config = ConfigDict(frozen=True)
+
     dag_id: str
-    dag_run_id: str
+    dag_run_id: str = Field(description="The resumed run.")
+    created: bool
     source_run_id: str
     resume_task_id: str | None
     root_run_id: str
     resume_count: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "dag_id": self.dag_id,
-            "dag_run_id": self.dag_run_id,
-            "created": self.created,
-            "source_run_id": self.source_run_id,
-            "resume_task_id": self.resume_task_id,
-            "root_run_id": self.root_run_id,
-            "resume_count": self.resume_count,
-        }
+        return self.model_dump(mode="json")
 
 
 def load_dag_and_run(session: Session, dag_id: str, run_id: str) -> tuple[Any, Any]:
@@ -181,7 +177,15 @@ def resume(
                 f"DAG {dag_id!r}, run {run_id!r}: creating the resumed run failed: {type(err).__name__}: {err}"
             ) from err
         log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
-        return ResumeOutcome(True, dag_id, new_run_id, run_id, facts.resume_task_id, root, count)
+        return ResumeOutcome(
+            created=True,
+            dag_id=dag_id,
+            dag_run_id=new_run_id,
+            source_run_id=run_id,
+            resume_task_id=facts.resume_task_id,
+            root_run_id=root,
+            resume_count=count,
+        )
 
 
 _LOCKS = [threading.Lock() for _ in range(64)]
@@ -252,13 +256,13 @@ def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str
             "to resume it."
         )
     return ResumeOutcome(
-        False,
-        dag_id,
-        new_run_id,
-        source_run_id,
-        found.resumed_at_task_id,
-        found.root_run_id,
-        found.resume_count,
+        created=False,
+        dag_id=dag_id,
+        dag_run_id=new_run_id,
+        source_run_id=source_run_id,
+        resume_task_id=found.resumed_at_task_id,
+        root_run_id=found.root_run_id,
+        resume_count=found.resume_count,
     )
 
 

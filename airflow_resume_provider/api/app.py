@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Body, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from airflow_resume_provider.api.middleware import BodySizeLimit, SecurityHeaders
-from airflow_resume_provider.api.schemas import ErrorOut, ResumeOut, ResumeRequest, VerdictOut
+from airflow_resume_provider.api.schemas import ErrorOut, ResumeRequest
 from airflow_resume_provider.api.security import (
     CanReadRuns,
     CanTriggerRuns,
@@ -21,20 +21,28 @@ from airflow_resume_provider.api.security import (
     csrf_protected,
 )
 from airflow_resume_provider.api.validation import bounded_validation_error
-from airflow_resume_provider.resume import NotResumableError, RunNotFoundError, assess, resume
-
-if TYPE_CHECKING:
-    from airflow_resume_provider.resumability import Verdict
+from airflow_resume_provider.exceptions import ResumeError
+from airflow_resume_provider.resumability import Verdict
+from airflow_resume_provider.resume import NotResumableError, ResumeOutcome, RunNotFoundError, assess, resume
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 
 
-def verdict_out(verdict: Verdict) -> VerdictOut:
-    body = verdict.to_dict()
-    body["dag_run_id"] = body.pop("run_id")
-    return VerdictOut.model_validate(body)
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """No bare 500: an unexpected error is logged with its traceback and answered as JSON."""
+    log.error("Unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+    detail = (
+        str(exc)
+        if isinstance(exc, ResumeError)
+        else f"Unexpected error: {type(exc).__name__}; see the API server's log."
+    )
+    return JSONResponse(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        content={"detail": detail},
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 def create_app() -> FastAPI:
@@ -50,6 +58,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
     app.exception_handler(RequestValidationError)(bounded_validation_error)
+    app.exception_handler(Exception)(_unexpected_error)
 
     @app.get(API_PREFIX + "/openapi.json", dependencies=[SignedIn], include_in_schema=False)
     def openapi_schema(request: Request) -> JSONResponse:
@@ -59,23 +68,26 @@ def create_app() -> FastAPI:
 
     @app.get(
         API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}",
-        response_model=VerdictOut,
+        response_model=Verdict,
         responses={404: {"model": ErrorOut}},
         dependencies=[CanReadRuns],
     )
-    def get_resume_verdict(dag_id: str, dag_run_id: str, session: SessionDep) -> VerdictOut:
+    def get_resume_verdict(dag_id: str, dag_run_id: str, session: SessionDep) -> Verdict:
         """Whether the run can be resumed, why not, and what a resume would do to each task."""
         try:
-            return verdict_out(assess(session, dag_id, dag_run_id))
+            return assess(session, dag_id, dag_run_id)
         except RunNotFoundError as err:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
 
     @app.post(
         API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}/resume",
-        response_model=ResumeOut,
+        response_model=ResumeOutcome,
         status_code=status.HTTP_201_CREATED,
         responses={
-            200: {"model": ResumeOut, "description": "The run was already resumed; that run is returned."},
+            200: {
+                "model": ResumeOutcome,
+                "description": "The run was already resumed; that run is returned.",
+            },
             404: {"model": ErrorOut},
             409: {"model": ErrorOut, "description": "The run cannot be resumed; detail says why."},
         },
@@ -105,10 +117,9 @@ def create_app() -> FastAPI:
                 status_code=status.HTTP_409_CONFLICT,
                 content={"detail": err.verdict.reason, "reason_code": err.verdict.reason_code},
             )
-        payload = ResumeOut.model_validate(outcome.to_dict())
         if outcome.created:
-            return payload
-        return JSONResponse(status_code=status.HTTP_200_OK, content=payload.model_dump())
+            return outcome
+        return JSONResponse(status_code=status.HTTP_200_OK, content=outcome.to_dict())
 
     from airflow_resume_provider.ui.routes import router as ui_router
 

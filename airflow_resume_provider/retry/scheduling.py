@@ -80,7 +80,7 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         log.info("Run %s of DAG %s: %s", run_id, dag_id, decision.note)
         return decision
 
-    from_task = None if settings.on_retry else verdict.plan[0].task_id
+    from_task = None if settings.on_retry else verdict.plan.tasks[0].task_id
     how = (
         f"resumed from {run_id} at {verdict.failed_task_id}"
         if settings.on_retry

@@ -72,7 +72,7 @@ def build(
         return preview(value, key) if show_xcom_values else json_size(value)
 
     steps = []
-    for step in verdict.plan:
+    for step in verdict.plan.tasks:
         state = ti_states.get(step.task_id)
         steps.append(
             Step(

@@ -56,13 +56,13 @@ def test_example_fails_then_resumes_at_the_failed_task(monkeypatch):
     assert verdict.resumable, verdict.reason
     assert verdict.failed_task_id == "transform"
     assert verdict.failure["exception_type"] == "RuntimeError"
-    assert [(s.task_id, s.action, s.resume_point) for s in verdict.plan] == [
+    assert [(s.task_id, s.action, s.resume_point) for s in verdict.plan.tasks] == [
         ("extract", "restored", False),
         ("transform", "run", True),
         ("load", "run", False),
     ]
-    assert verdict.plan[0].source.endswith("task_id=transform/attempt=1.resume.json")
-    assert verdict.plan[0].xcom_keys == ["return_value", "row_count"]
+    assert verdict.plan.tasks[0].source.endswith("task_id=transform/attempt=1.resume.json")
+    assert verdict.plan.tasks[0].xcom_keys == ["return_value", "row_count"]
 
     monkeypatch.setenv("AIRFLOW_VAR_RESUME_EXAMPLE_FAIL", "false")  # the fix
     outcome = resume("resume_example_etl", dr.run_id)
@@ -150,7 +150,7 @@ def test_resume_from_an_earlier_task_uses_its_state(monkeypatch, ledger):
     monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_FAIL_AT", "")
     verdict = assess("resume_test_chain", dr.run_id, from_task_id="second")
     assert verdict.resumable, verdict.reason
-    assert [s.action for s in verdict.plan] == ["restored", "run", "run", "run", "run"]
+    assert [s.action for s in verdict.plan.tasks] == ["restored", "run", "run", "run", "run"]
     outcome = resume("resume_test_chain", dr.run_id, from_task_id="second")
     assert run_existing_run("resume_test_chain", outcome.dag_run_id) == "success"
     assert ledger() == ["first", "second", "fourth", "fifth", "second", "fourth", "fifth"]

@@ -180,7 +180,7 @@ def refused(verdict, code: str) -> str:
     assert verdict.resumable is False
     assert verdict.reason_code == code
     assert verdict.dag_id == DAG_ID
-    assert verdict.run_id == RUN_ID
+    assert verdict.dag_run_id == RUN_ID
     return verdict.reason
 
 
@@ -197,7 +197,7 @@ def test_resumable_run_has_no_reason_and_shows_failure_and_plan():
     assert verdict.resume_task_id == "transform"
     assert verdict.failure["exception_type"] == "ConnectionError"
     assert verdict.failure["message"] == "warehouse unreachable: timed out after 30s"
-    assert [(s.task_id, s.action, s.resume_point) for s in verdict.plan] == [
+    assert [(s.task_id, s.action, s.resume_point) for s in verdict.plan.tasks] == [
         ("extract", "restored", False),
         ("transform", "run", True),
         ("load", "run", False),
@@ -389,7 +389,7 @@ def test_params_that_refuse_the_original_values():
     verdict = decide(facts(params_error=PARAMS_PROBLEM))
     assert refused(verdict, PARAMS_INVALID) == PARAMS_PROBLEM
     assert verdict.failure["exception_type"] == "ConnectionError"
-    assert [s.task_id for s in verdict.plan] == ["extract", "transform", "load"]
+    assert [s.task_id for s in verdict.plan.tasks] == ["extract", "transform", "load"]
 
 
 def test_a_structure_change_is_reported_before_params():
@@ -454,20 +454,36 @@ def test_manual_kill_is_reported_before_a_structure_change():
 
 def test_plan_restores_tasks_before_the_resume_point_from_the_record_holding_their_xcoms():
     assert build_plan(facts()) == [
-        PlanStep("extract", PY, "restored", source=rel("transform"), xcom_keys=["return_value", "row_count"]),
-        PlanStep("transform", PY, "run", resume_point=True),
-        PlanStep("load", BASH, "run"),
+        PlanStep(
+            task_id="extract",
+            task_type=PY,
+            action="restored",
+            source=rel("transform"),
+            xcom_keys=["return_value", "row_count"],
+        ),
+        PlanStep(task_id="transform", task_type=PY, action="run", resume_point=True),
+        PlanStep(task_id="load", task_type=BASH, action="run"),
     ]
 
 
 def test_plan_over_a_three_link_chain():
     plan = build_plan(facts(failed_task_id="load", resume_task_id="load", chain=load_chain_in_memory()))
     assert plan == [
-        PlanStep("extract", PY, "restored", source=rel("transform"), xcom_keys=["return_value", "row_count"]),
         PlanStep(
-            "transform", PY, "restored", source=rel("load"), xcom_keys=["audit", "rejected", "return_value"]
+            task_id="extract",
+            task_type=PY,
+            action="restored",
+            source=rel("transform"),
+            xcom_keys=["return_value", "row_count"],
         ),
-        PlanStep("load", BASH, "run", resume_point=True),
+        PlanStep(
+            task_id="transform",
+            task_type=PY,
+            action="restored",
+            source=rel("load"),
+            xcom_keys=["audit", "rejected", "return_value"],
+        ),
+        PlanStep(task_id="load", task_type=BASH, action="run", resume_point=True),
     ]
 
 
@@ -490,9 +506,9 @@ def test_plan_follows_the_recorded_structure_when_there_is_a_chain():
 def test_plan_without_state_uses_the_current_order_and_names_no_source():
     plan = build_plan(facts(chain=None, state_error_code=STATE_MISSING, state_error="missing"))
     assert plan == [
-        PlanStep("extract", PY, "restored"),
-        PlanStep("transform", PY, "run", resume_point=True),
-        PlanStep("load", BASH, "run"),
+        PlanStep(task_id="extract", task_type=PY, action="restored"),
+        PlanStep(task_id="transform", task_type=PY, action="run", resume_point=True),
+        PlanStep(task_id="load", task_type=BASH, action="run"),
     ]
 
 
@@ -507,7 +523,7 @@ def test_plan_is_empty_when_the_resume_point_is_not_one_of_the_tasks(chain):
         resume_task_id="nope", chain=chain, resume_point_error=f"{WHERE}: 'nope' is not a task."
     )
     assert build_plan(run_facts) == []
-    assert decide(run_facts).plan == []
+    assert decide(run_facts).plan.tasks == []
 
 
 def test_plan_without_known_folders_shows_the_link_as_recorded():
@@ -821,4 +837,4 @@ def test_a_run_without_a_resume_point_shows_no_plan():
         facts(run_state="success", failed_task_id=None, resume_task_id=None, chain=None),
         facts(failed_task_id=None, resume_task_id=None, chain=None),
     ):
-        assert decide(run_facts).plan == []
+        assert decide(run_facts).plan.tasks == []

@@ -17,6 +17,7 @@ from airflow_resume_provider.resumability import (
     STATE_INVALID,
     STATE_UNREACHABLE,
     STRUCTURE_CHANGED,
+    Plan,
     PlanStep,
     Verdict,
 )
@@ -31,14 +32,14 @@ ERROR_TYPE = "ConnectionError"
 ERROR_MESSAGE = "warehouse unreachable: timed out after 30s"
 PLAN = [
     PlanStep(
-        "extract",
-        "PythonOperator",
-        "restored",
+        task_id="extract",
+        task_type="PythonOperator",
+        action="restored",
         source=f"dag_id={DAG_ID}/run_id={RUN_ID}/task_id=transform/attempt=1.resume.json",
         xcom_keys=["return_value"],
     ),
-    PlanStep("transform", "PythonOperator", "run", resume_point=True),
-    PlanStep("load", "BashOperator", "run"),
+    PlanStep(task_id="transform", task_type="PythonOperator", action="run", resume_point=True),
+    PlanStep(task_id="load", task_type="BashOperator", action="run"),
 ]
 
 
@@ -58,14 +59,14 @@ def verdict(
     """A verdict for a run whose 'transform' task failed; resumable unless a reason code is given."""
     return Verdict(
         dag_id=DAG_ID,
-        run_id=RUN_ID,
+        dag_run_id=RUN_ID,
         resumable=code is None,
         reason_code=code,
         reason=reason,
         failed_task_id=failed_task_id,
         resume_task_id=failed_task_id,
         failure=failure() if failure_ is None else failure_,
-        plan=PLAN,
+        plan=Plan(resume_task_id=failed_task_id, tasks=PLAN),
         resumed_run_id=None,
         lineage={},
     )
