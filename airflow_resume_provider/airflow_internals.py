@@ -56,8 +56,15 @@ def run_conf_from_server(ti: Any) -> dict[str, Any] | None:
     return server_ctx.dag_run.conf if server_ctx is not None else None
 
 
+def server_redact(value: Any, name: str | None = None) -> Any:
+    """The API server's secrets masker (sensitive key names and the secrets registered there hidden)."""
+    from airflow._shared.secrets_masker import secrets_masker
+
+    return secrets_masker.redact(value, name)
+
+
 def redact(value: Any, name: str | None = None) -> Any:
-    """Airflow's secrets masker (sensitive key names and registered secrets hidden)."""
+    """The task process's secrets masker (sensitive key names and registered secrets hidden)."""
     try:
         from airflow.sdk._shared.secrets_masker import redact as sdk_redact
 

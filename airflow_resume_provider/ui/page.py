@@ -19,9 +19,9 @@ PREVIEW_CHARS = 300
 
 def mask(value: Any, name: str | None = None) -> Any:
     """Airflow's secrets masker: sensitive keys (password, token, ...) and known secrets hidden."""
-    from airflow._shared.secrets_masker import secrets_masker
+    from airflow_resume_provider.airflow_internals import server_redact
 
-    return secrets_masker.redact(value, name)
+    return server_redact(value, name)
 
 
 def json_size(value: Any) -> str:
