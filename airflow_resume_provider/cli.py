@@ -98,8 +98,8 @@ def _cli_user() -> str:
 def status_command(args: Any) -> None:
     from airflow.utils.session import create_session
 
-    from airflow_resume_provider.exceptions import ResumeError
-    from airflow_resume_provider.resume import RunNotFoundError, assess
+    from airflow_resume_provider.exceptions import ResumeError, RunNotFoundError
+    from airflow_resume_provider.resume import assess
 
     _quiet_logs(args)
     try:
@@ -125,8 +125,8 @@ def status_command(args: Any) -> None:
 def run_command(args: Any) -> None:
     from airflow.utils.session import create_session
 
-    from airflow_resume_provider.exceptions import ResumeError
-    from airflow_resume_provider.resume import NotResumableError, RunNotFoundError, resume
+    from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
+    from airflow_resume_provider.resume import resume
 
     _quiet_logs(args)
     _audit(args)

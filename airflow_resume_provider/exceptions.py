@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_resume_provider.resumability import Verdict
+
 
 class ResumeError(Exception):
     """Base class of every error raised by this provider."""
@@ -13,6 +18,18 @@ class ResumeConfigError(ResumeError):
 
 class NonLinearDagError(ResumeError):
     """A DAG with resume enabled is not a single chain of tasks."""
+
+
+class RunNotFoundError(ResumeError):
+    """The DAG or the run does not exist."""
+
+
+class NotResumableError(ResumeError):
+    """The run cannot be resumed; ``verdict.reason`` says why."""
+
+    def __init__(self, verdict: Verdict):
+        super().__init__(verdict.reason)
+        self.verdict = verdict
 
 
 class StateError(ResumeError):
@@ -33,3 +50,11 @@ class ResumedContextError(ResumeError):
 
 class StateFolderUnsupportedError(StateError):
     """The state folder is on a log backend that keeps log lines, not files (CloudWatch, Elasticsearch...)."""
+
+
+class LinkRefused(ValueError):
+    """A state link points somewhere a state file of the expected task cannot be; it is not followed."""
+
+
+class SchedulerGone(Exception):
+    """The scheduler that started the retry worker is gone: the worker stops."""

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_resume_provider import marker
 from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_STATE_REF
-from airflow_resume_provider.exceptions import ResumeError
+from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
 from airflow_resume_provider.resumability import RunFacts, Verdict, decide
 
@@ -28,18 +28,6 @@ log = logging.getLogger(__name__)
 
 KIND_MANUAL = marker.KIND_MANUAL
 KIND_RETRY = marker.KIND_RETRY
-
-
-class RunNotFoundError(ResumeError):
-    """The DAG or the run does not exist."""
-
-
-class NotResumableError(ResumeError):
-    """The run cannot be resumed; ``verdict.reason`` says why."""
-
-    def __init__(self, verdict: Verdict):
-        super().__init__(verdict.reason)
-        self.verdict = verdict
 
 
 class ResumeOutcome(BaseModel):

@@ -21,9 +21,9 @@ from airflow_resume_provider.api.security import (
     csrf_protected,
 )
 from airflow_resume_provider.api.validation import bounded_validation_error
-from airflow_resume_provider.exceptions import ResumeError
+from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
 from airflow_resume_provider.resumability import Verdict
-from airflow_resume_provider.resume import NotResumableError, ResumeOutcome, RunNotFoundError, assess, resume
+from airflow_resume_provider.resume import ResumeOutcome, assess, resume
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import conf, marker
-from airflow_resume_provider.exceptions import ResumeConfigError
+from airflow_resume_provider.exceptions import ResumeConfigError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
 from airflow_resume_provider.resumability import decide
 from airflow_resume_provider.retry.decision import RetryDecision, decide_retry, failure_signature
@@ -58,7 +58,7 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
     :return: the decision, or None when the run is not a candidate (retries off now or when it ran,
         not failed).
     """
-    from airflow_resume_provider.resume import KIND_RETRY, RunNotFoundError, load_dag_and_run, resume
+    from airflow_resume_provider.resume import KIND_RETRY, load_dag_and_run, resume
 
     try:
         dag, dag_run = load_dag_and_run(session, dag_id, run_id)

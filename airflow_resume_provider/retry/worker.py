@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from airflow_resume_provider import conf
+from airflow_resume_provider.exceptions import SchedulerGone
 from airflow_resume_provider.retry.scheduling import handle, sweep
 
 # Named explicitly: the worker process runs this module as __main__.
@@ -24,10 +25,6 @@ log = logging.getLogger("airflow_resume_provider.retry.worker")
 
 COMMIT_WAIT_SECONDS = 60.0
 PARENT_CHECK_SECONDS = 1.0
-
-
-class SchedulerGone(Exception):
-    """The scheduler that started this worker is gone."""
 
 
 class RetryLoop:

@@ -10,6 +10,8 @@ from typing import Any
 
 import jinja2
 
+from airflow_resume_provider.exceptions import LinkRefused
+
 STATE_SUFFIX = ".resume.json"
 LOG_SUFFIX = ".log"
 
@@ -116,10 +118,6 @@ class StateRoot:
 
     url: str
     conn_id: str = ""
-
-
-class LinkRefused(ValueError):
-    """A state link points somewhere a state file of the expected task cannot be."""
 
 
 def state_roots(folders: list[tuple[str, str]]) -> list[StateRoot]:

@@ -21,7 +21,8 @@ from airflow_resume_provider.api.security import (
     can_trigger_runs,
     csrf_token_for,
 )
-from airflow_resume_provider.resume import RunNotFoundError, assess_with_facts
+from airflow_resume_provider.exceptions import RunNotFoundError
+from airflow_resume_provider.resume import assess_with_facts
 from airflow_resume_provider.ui import page
 
 if TYPE_CHECKING:

@@ -191,7 +191,7 @@ def test_xcoms_of_the_old_run_are_not_needed(monkeypatch):
 
 
 def test_refusals_name_the_reason(monkeypatch):
-    from airflow_resume_provider.resume import NotResumableError
+    from airflow_resume_provider.exceptions import NotResumableError
 
     ok = run_dag("resume_test_payload", run_conf={"payload_kb": 1})
     verdict = assess("resume_test_payload", ok.run_id)

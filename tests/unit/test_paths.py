@@ -8,8 +8,8 @@ import pytest
 from airflow.configuration import conf as airflow_conf
 from airflow.utils.helpers import parse_template_string, render_template
 
+from airflow_resume_provider.exceptions import LinkRefused
 from airflow_resume_provider.state.paths import (
-    LinkRefused,
     StateLocation,
     StateRoot,
     folder_url,
