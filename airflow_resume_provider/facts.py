@@ -163,15 +163,14 @@ def manual_kill_from_audit_log(session: Session, dag_id: str, run_id: str, faile
     from airflow.models.log import Log
     from sqlalchemy import select
 
-    rows = session.execute(
-        select(Log.event, Log.owner, Log.dag_id, Log.run_id, Log.task_id, Log.extra, Log.dttm)
-        .where(Log.dag_id.in_([dag_id, "~"]), Log.event.in_(MANUAL_STATE_EVENTS))
-        .order_by(Log.dttm)
-    ).all()
-    started = failed_ti.start_date
-    for event, owner, row_dag_id, row_run_id, row_task_id, extra, dttm in rows:
-        if started is not None and dttm is not None and dttm < started:
-            continue
+    query = select(Log.event, Log.owner, Log.dag_id, Log.run_id, Log.task_id, Log.extra, Log.dttm).where(
+        Log.dag_id.in_([dag_id, "~"]), Log.event.in_(MANUAL_STATE_EVENTS)
+    )
+    if failed_ti.start_date is not None:
+        query = query.where(Log.dttm >= failed_ti.start_date)
+    for event, owner, row_dag_id, row_run_id, row_task_id, extra, dttm in session.execute(
+        query.order_by(Log.dttm)
+    ):
         for entity_dag, entity_run, entity_task in _failed_entities(
             event, _json_object(extra), row_run_id, row_task_id
         ):

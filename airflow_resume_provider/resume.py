@@ -46,6 +46,19 @@ class ResumeOutcome(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    @classmethod
+    def of(cls, dag_id: str, dag_run_id: str, record: marker.RunMarker, *, created: bool) -> ResumeOutcome:
+        """The outcome for resumed run ``dag_run_id`` from the provider's record in it."""
+        return cls(
+            created=created,
+            dag_id=dag_id,
+            dag_run_id=dag_run_id,
+            source_run_id=record.parent_run_id,
+            resume_task_id=record.resumed_at_task_id,
+            root_run_id=record.root_run_id,
+            resume_count=record.resume_count,
+        )
+
 
 def load_dag_and_run(session: Session, dag_id: str, run_id: str) -> tuple[Any, Any]:
     """The latest serialized DAG and the run; :class:`RunNotFoundError` names what is missing."""
@@ -130,7 +143,7 @@ def resume(
         root, count = marker.next_in_chain(run_id, own)
         new_run_id = marker.resumed_run_id(dag_id, run_id, root, count)
         try:
-            _create_resumed_run(
+            record = _create_resumed_run(
                 session,
                 dag,
                 dag_run,
@@ -165,15 +178,7 @@ def resume(
                 f"DAG {dag_id!r}, run {run_id!r}: creating the resumed run failed: {type(err).__name__}: {err}"
             ) from err
         log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
-        return ResumeOutcome(
-            created=True,
-            dag_id=dag_id,
-            dag_run_id=new_run_id,
-            source_run_id=run_id,
-            resume_task_id=facts.resume_task_id,
-            root_run_id=root,
-            resume_count=count,
-        )
+        return ResumeOutcome.of(dag_id, new_run_id, record, created=True)
 
 
 _LOCKS = [threading.Lock() for _ in range(64)]
@@ -243,15 +248,7 @@ def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str
             f"DAG {dag_id!r}, run {source_run_id!r}: the run {new_run_id!r} was not created by this provider "
             "to resume it."
         )
-    return ResumeOutcome(
-        created=False,
-        dag_id=dag_id,
-        dag_run_id=new_run_id,
-        source_run_id=source_run_id,
-        resume_task_id=found.resumed_at_task_id,
-        root_run_id=found.root_run_id,
-        resume_count=found.resume_count,
-    )
+    return ResumeOutcome.of(dag_id, new_run_id, found, created=False)
 
 
 def _skipped_tasks(session: Session, dag_run: Any) -> set[str]:
@@ -286,7 +283,7 @@ def _create_resumed_run(
     retry_attempt: int | None,
     note: str | None,
     parent_failure: list[Any] | None,
-) -> Any:
+) -> marker.RunMarker:
     from airflow.models.xcom import XComModel
     from airflow.utils.state import DagRunState, TaskInstanceState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
@@ -359,4 +356,4 @@ def _create_resumed_run(
                 session=session,
             )
     session.flush()
-    return new_run
+    return record
