@@ -205,6 +205,9 @@ def test_a_forged_resume_marker_does_not_change_what_tasks_see(stack):
     warnings = body.get("warnings")
     assert isinstance(warnings, list), f"the verdict has no 'warnings' list: {sorted(body)}"
     assert any("__resume__" in w and "ignored" in w for w in warnings), warnings
+    shown = page(stack, GUARDED, run_id)
+    assert shown.status_code == 200
+    assert "it was ignored and the run is treated as a normal run" in shown.text
 
 
 def test_a_forged_retry_attempt_does_not_lift_the_retry_bound(stack):
