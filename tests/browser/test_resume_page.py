@@ -113,7 +113,8 @@ def test_a_viewer_sees_the_page_read_only_and_dark_mode_follows_airflow(browser,
     assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
 
     page = logged_in_page(browser, stack, "viewer")
-    page.evaluate("localStorage.setItem('theme', 'dark')")
+    # Set before the next page's scripts run (the page may still be navigating after the login).
+    page.context.add_init_script("try { localStorage.setItem('theme', 'dark'); } catch (e) {}")
     frame = open_resume_tab(page, stack, "resume_example_etl", run_id)
     assert "Resumable" in frame.locator("#verdict").inner_text()
     assert frame.locator("#read-only").is_visible()
