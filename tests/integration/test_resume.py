@@ -280,3 +280,19 @@ def test_template_rendering_failures_are_captured_and_resumable(monkeypatch):
     assert doc["failure"]["exception_type"] == "UndefinedError"
     assert [x["task_id"] for x in doc["inputs"]["xcoms"]] == ["second"]
     assert assess("resume_test_chain", dr.run_id).resumable
+
+
+def test_with_signing_a_link_task_code_forged_is_signed_by_the_worker_but_never_followed(monkeypatch):
+    # Task code can push the bookkeeping XCom; the next task's worker then signs the forged link.
+    # Signing does not make it trusted: the link leaves the state folder, so it is refused unread.
+    monkeypatch.setenv("AIRFLOW__RESUME__SIGNING_KEY", "integration-signing-key")
+    dr = run_dag("resume_test_poisoned", run_conf={"target": "file:///etc/passwd"})
+    assert dr.state == "failed"
+    state = read_json(state_file("resume_test_poisoned", dr.run_id, "victim"))
+    assert state["integrity"]["algorithm"] == "hmac-sha256"
+    assert state["previous"]["path"] == "file:///etc/passwd"
+
+    verdict = assess("resume_test_poisoned", dr.run_id)
+    assert verdict.reason_code == "state_invalid"
+    assert "'file:///etc/passwd', which lies outside the state folder: refused, not read" in verdict.reason
+    assert "root:" not in verdict.reason
