@@ -90,3 +90,46 @@ def wrap_xcom_push(after_push: Callable[[Any, str, Callable[..., Any]], None]) -
 
     xcom_push.__wrapped__ = original  # type: ignore[attr-defined]
     cls.xcom_push = xcom_push
+
+
+def _initialized(stats: Any, stats_utils: Any) -> Any:
+    """``stats`` (an ``observability.metrics.stats`` module), set up from ``[metrics]`` if no one did yet."""
+    if getattr(stats, "_factory", None) is None:
+        from airflow.configuration import conf
+
+        stats.initialize(
+            factory=stats_utils.get_stats_factory(),
+            export_legacy_names=conf.getboolean("metrics", "legacy_names_on", fallback=True),
+        )
+    return stats
+
+
+def task_stats() -> Any:
+    """
+    Airflow's metrics in the task runner: the Task SDK's ``Stats``, which the task runner sets up from
+    ``[metrics]`` before the task starts (set up here when it did not, e.g. under ``dag.test()``).
+    """
+    try:
+        from airflow.sdk._shared.observability.metrics import stats
+        from airflow.sdk.observability.metrics import stats_utils
+    except ImportError:  # Airflow 3.1: one Stats for every process
+        from airflow.stats import Stats
+
+        return Stats
+    return _initialized(stats, stats_utils)
+
+
+def server_stats() -> Any:
+    """
+    Airflow's metrics in the server-side processes (API server, scheduler, the retry worker, the CLI):
+    airflow-core's ``Stats``, which the API server and the scheduler set up from ``[metrics]`` when they
+    start (set up here in processes Airflow does not set it up in: the retry worker and the CLI).
+    """
+    try:
+        from airflow._shared.observability.metrics import stats
+        from airflow.observability.metrics import stats_utils
+    except ImportError:  # Airflow 3.1: one Stats for every process
+        from airflow.stats import Stats
+
+        return Stats
+    return _initialized(stats, stats_utils)

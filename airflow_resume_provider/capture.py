@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import airflow_internals, conf
+from airflow_resume_provider import airflow_internals, conf, metrics
 from airflow_resume_provider.bookkeeping import (
     BOOKKEEPING_XCOM_KEYS,
     CONF_KEY,
@@ -257,6 +258,16 @@ def capture_attempt(ti: RuntimeTaskInstance) -> None:
     """Write the attempt's state file before it executes, and point the next task at it."""
     if not resume_enabled(ti):
         return
+    started, recorded = time.monotonic(), False
+    try:
+        recorded = _capture_attempt(ti)
+    finally:
+        metrics.capture_duration(time.monotonic() - started)
+        (metrics.capture_written if recorded else metrics.capture_failed)()
+
+
+def _capture_attempt(ti: RuntimeTaskInstance) -> bool:
+    """:func:`capture_attempt`'s work; whether the state was written and announced."""
     _attempted.add(_attempt_key(ti))
     _install_xcom_key_tracker()
     try:
@@ -264,7 +275,7 @@ def capture_attempt(ti: RuntimeTaskInstance) -> None:
         handle, url, digest = _write(ti, record)
     except Exception as err:
         _record_capture_error(ti, f"{type(err).__name__}: {err}")
-        return
+        return False
     _written[_attempt_key(ti)] = (handle, record)
     announcement = {"path": url, "digest": digest, "xcom_keys": []}
     _announced[_task_key(ti)] = announcement
@@ -272,6 +283,8 @@ def capture_attempt(ti: RuntimeTaskInstance) -> None:
         ti.xcom_push(XCOM_STATE_REF, announcement)
     except Exception as err:
         _record_capture_error(ti, f"the state file was written to {url} but could not be announced: {err}")
+        return False
+    return True
 
 
 def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -> None:

@@ -80,7 +80,7 @@ def run_check() -> CheckReport:
             "neither [resume] signing_key nor [api_auth] jwt_secret is set: resumed runs cannot be created "
             "or verified; set one of them to the same value on every component"
         )
-    for option in ("capture_timeout", "retry_sweep_interval", "retry_sweep_lookback"):
+    for option in ("capture_timeout", "retry_sweep_interval", "retry_sweep_lookback", "retention_days"):
         try:
             getattr(conf, option)()
         except ValueError as err:

@@ -2,7 +2,8 @@
 ``airflow resume status|run``: the same verdicts as the REST API, with exit codes scripts can test.
 
 Exit codes: 0 resumable (status) or resumed (run: created, or already resumed), 3 not resumable,
-4 unknown DAG or run, 1 any other error.
+4 unknown DAG or run, 1 any other error. ``airflow resume cleanup``: 0 deleted (or nothing to delete,
+or a dry run), 1 refused, cancelled, or a file could not be listed or deleted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ ARG_DAG_ID = Arg(("dag_id",), help="The DAG id")
 ARG_RUN_ID = Arg(("run_id",), help="The id of the failed DAG run")
 ARG_FROM_TASK = Arg(("--from-task",), help="Resume at this task (the failed task or an earlier one)")
 ARG_OUTPUT = Arg(("-o", "--output"), choices=("text", "json"), default="text", help="Output format")
+ARG_OLDER_THAN_DAYS = Arg(
+    ("--older-than-days",),
+    type=int,
+    metavar="N",
+    help="Delete the state of runs that ended more than N days ago (default: retention_days, section resume)",
+)
+ARG_CLEANUP_DAG_ID = Arg(("--dag-id",), help="Only the runs of this DAG")
+ARG_DRY_RUN = Arg(("--dry-run",), action="store_true", help="Show what would be deleted; delete nothing")
+ARG_YES = Arg(("-y", "--yes"), action="store_true", help="Delete without asking for confirmation")
 
 RESUME_COMMANDS = (
     ActionCommand(
@@ -42,6 +52,12 @@ RESUME_COMMANDS = (
         func=lazy_load_command("airflow_resume_provider.cli.check_command"),
         args=(ARG_OUTPUT,),
     ),
+    ActionCommand(
+        name="cleanup",
+        help="Delete the state files of finished runs that ended more than N days ago",
+        func=lazy_load_command("airflow_resume_provider.cli.cleanup_command"),
+        args=(ARG_OLDER_THAN_DAYS, ARG_CLEANUP_DAG_ID, ARG_DRY_RUN, ARG_YES, ARG_OUTPUT),
+    ),
 )
 
 
@@ -55,18 +71,31 @@ def get_cli_commands() -> list[GroupCommand]:
     ]
 
 
+#: Where ``-o json`` documents go: the process's stdout, kept apart from log lines (see ``_quiet_logs``).
+_json_out: Any = None
+
+
 def _quiet_logs(args: Any) -> None:
-    """With ``-o json`` keep Airflow's INFO log lines out of the output that scripts parse."""
+    """
+    With ``-o json`` keep Airflow's log lines out of the output that scripts parse: INFO lines are not
+    logged, and whatever else is written to stdout (e.g. a provider's structlog line, which
+    ``logging.disable`` does not silence) goes to stderr; the JSON document alone goes to stdout.
+    """
+    global _json_out
     if args.output == "json":
         import logging
+        import os
 
         logging.disable(logging.INFO)
+        sys.stdout.flush()
+        _json_out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
 def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None = None) -> None:
     """JSON for scripts (``-o json``: the API's exact shape and types); else a line and the plan as a table."""
     if args.output == "json":
-        print(json.dumps(payload, indent=2, default=str))
+        print(json.dumps(payload, indent=2, default=str), file=_json_out, flush=True)
         return
     print(text)
     if plan:
@@ -192,3 +221,97 @@ def check_command(args: Any) -> None:
     report = run_check()
     _print(args, {**asdict(report), "ok": report.ok}, "\n".join(report.lines()))
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
+
+
+def cleanup_command(args: Any) -> None:
+    """Delete the state files of runs that ended more than N days ago, after showing them and asking."""
+    from airflow.utils.session import create_session
+
+    from airflow_resume_provider import conf, retention
+
+    _quiet_logs(args)
+    days = args.older_than_days
+    if days is None:
+        try:
+            days = conf.retention_days()
+        except ValueError as err:
+            print(str(err), file=sys.stderr)
+            sys.exit(EXIT_ERROR)
+        if days == 0:
+            text = (
+                "Nothing to do: [resume] retention_days is 0, state is kept forever. Pass --older-than-days N "
+                "to delete the state of runs that ended more than N days ago."
+            )
+            _print(args, {"deleted": False, "files": 0, "bytes": 0, "message": text}, text)
+            sys.exit(EXIT_OK)
+    if days <= 0:
+        print(
+            f"Refused: --older-than-days {days} would delete everything, the state of every finished run "
+            "included the failure of a minute ago. Give a number of days of at least 1.",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_ERROR)
+    with create_session() as session:
+        planned = retention.plan(session, days, dag_id=args.dag_id)
+    if args.dry_run or not planned.files:
+        _print_cleanup(args, planned)
+        sys.exit(EXIT_ERROR if planned.errors else EXIT_OK)
+    if not args.yes:
+        _print_cleanup(args, planned)
+        if not sys.stdin.isatty():
+            print(
+                "Nothing deleted: no terminal to confirm on. Pass -y to delete without asking.",
+                file=sys.stderr,
+            )
+            sys.exit(EXIT_ERROR)
+        print(f"Delete these {planned.files} state files? [y/N] ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("Cancelled: nothing deleted.", file=sys.stderr)
+            sys.exit(EXIT_ERROR)
+    done = retention.delete_state(lambda: create_session(scoped=False), planned)
+    with create_session() as session:
+        from airflow.models.log import Log
+
+        session.add(
+            Log(
+                event="cli_resume_cleanup",
+                owner=_cli_user(),
+                dag_id=args.dag_id,
+                extra=json.dumps(
+                    {"older_than_days": days, "files": done.files, "bytes": done.size, "host": _hostname()}
+                ),
+            )
+        )
+    _print_cleanup(args, done)
+    sys.exit(EXIT_ERROR if done.errors else EXIT_OK)
+
+
+#: How many runs the text output of ``cleanup`` lists (``-o json`` lists them all).
+CLEANUP_TABLE_ROWS = 50
+
+
+def _print_cleanup(args: Any, result: Any) -> None:
+    if args.output == "json":
+        print(json.dumps(result.to_dict(dry_run=args.dry_run), indent=2), file=_json_out, flush=True)
+    else:
+        if result.deleted:
+            print(f"Deleted {result.summary()}.")
+        elif result.files:
+            print(
+                f"Would delete {result.summary()}." + (" Dry run: nothing deleted." if args.dry_run else "")
+            )
+        else:
+            print(f"Nothing to delete: no state files of {result.runs_text()}.")
+        rows = [r.to_dict() for r in result.runs if r.files]
+        if rows and not result.deleted:
+            from airflow.cli.simple_table import AirflowConsole
+
+            AirflowConsole().print_as(rows[:CLEANUP_TABLE_ROWS], output="table")
+            if len(rows) > CLEANUP_TABLE_ROWS:
+                print(f"... and {len(rows) - CLEANUP_TABLE_ROWS} more runs (-o json lists them all).")
+        if result.kept:
+            dag_id, run_id, why = result.kept[0]
+            more = f" (and {len(result.kept) - 1} more, -o json lists them)" if len(result.kept) > 1 else ""
+            print(f"Kept the state of run {run_id!r} of DAG {dag_id!r}{more}: {why}.")
+    for error in result.errors:
+        print(f"PROBLEM: {error}", file=sys.stderr)

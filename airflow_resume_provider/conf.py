@@ -74,6 +74,35 @@ def retry_sweep_lookback() -> float:
     return _seconds("retry_sweep_lookback")
 
 
+def retention_days() -> int:
+    """``[resume] retention_days``: days a finished run's state is kept after the run ended; 0: forever."""
+    raw = _get("retention_days").strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(
+            f"[resume] retention_days must be a whole number of days, 0 or more (0 keeps state forever), "
+            f"got {raw!r}"
+        )
+    return value
+
+
+def metrics_without_tags() -> bool:
+    """
+    Whether Airflow's metrics go to plain StatsD, which drops tags: ``[metrics] statsd_on`` without
+    ``statsd_datadog_enabled`` or ``statsd_influxdb_enabled``. Tag values are then appended to the name.
+    """
+    from airflow.configuration import conf
+
+    return (
+        conf.getboolean("metrics", "statsd_on", fallback=False)
+        and not conf.getboolean("metrics", "statsd_datadog_enabled", fallback=False)
+        and not conf.getboolean("metrics", "statsd_influxdb_enabled", fallback=False)
+    )
+
+
 def remote_log_conn_id() -> str:
     from airflow.configuration import conf
 

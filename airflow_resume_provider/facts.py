@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import marker
+from airflow_resume_provider import marker, retention
 from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import (
     NonLinearDagError,
@@ -330,6 +330,10 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         )
         return facts
 
+    # Before any state file is read: an expired run's state may be gone, and is not looked for.
+    facts.state_expired = retention.state_expired(where, dag_run.end_date)
+    if facts.state_expired:
+        return facts
     failed_ti = tis[facts.failed_task_id]
     requested_kill = manual_kill_from_audit_log(session, dag_id, run_id, failed_ti)
     scope = ChainScope(

@@ -77,6 +77,17 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "example": "3600",
         "default": "86400",
     },
+    "retention_days": {
+        "description": (
+            "Days the state of a finished run is kept after the run ended. A failed run that ended longer "
+            "ago is no longer resumed (reason ``state_expired``), and ``airflow resume cleanup`` deletes "
+            "the state files of runs that ended longer ago. 0 keeps state forever.\n"
+        ),
+        "version_added": "0.1.0",
+        "type": "integer",
+        "example": "90",
+        "default": "30",
+    },
 }
 
 

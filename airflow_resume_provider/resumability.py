@@ -31,6 +31,7 @@ STATE_NOT_RECORDED = "state_not_recorded"
 STATE_MISSING = "state_missing"
 STATE_INVALID = "state_invalid"
 STATE_UNREACHABLE = "state_unreachable"
+STATE_EXPIRED = "state_expired"
 MANUAL_KILL = "manual_kill"
 STRUCTURE_CHANGED = "structure_changed"
 PARAMS_INVALID = "params_invalid"
@@ -52,6 +53,8 @@ class RunFacts:
     chain: StateChain | None = None
     state_error_code: str | None = None
     state_error: str | None = None
+    #: Why the run's state is past ``[resume] retention_days`` (then no state was read), or None.
+    state_expired: str | None = None
     manual_kill: str | None = None
     current_order: list[TaskShape] | None = None
     current_order_error: str | None = None
@@ -164,6 +167,8 @@ def decide(facts: RunFacts) -> Verdict:
         return _refuse(facts, INVALID_RESUME_POINT, facts.resume_point_error)
     if facts.state_error_code:
         return _refuse(facts, facts.state_error_code, facts.state_error or "")
+    if facts.state_expired:
+        return _refuse(facts, STATE_EXPIRED, facts.state_expired)
     if facts.manual_kill:
         return _refuse(facts, MANUAL_KILL, facts.manual_kill)
     if facts.current_order_error:

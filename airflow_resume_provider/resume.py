@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from airflow_resume_provider import marker
+from airflow_resume_provider import marker, metrics
 from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
@@ -131,12 +132,14 @@ def resume(
     from sqlalchemy.exc import IntegrityError
 
     with _lock_for(dag_id, run_id):
+        started = time.monotonic()
         dag, dag_run = load_dag_and_run(session, dag_id, run_id)
         facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
         if facts.resumed_run_id is not None:
             return _existing(session, dag_id, run_id, facts.resumed_run_id)
         verdict = decide(facts)
         if not verdict.resumable:
+            metrics.refused(verdict.reason_code)
             raise NotResumableError(verdict)
         assert facts.chain is not None and facts.resume_task_id is not None
         own = marker.check(dag_id, run_id, dag_run.conf)
@@ -178,6 +181,8 @@ def resume(
                 f"DAG {dag_id!r}, run {run_id!r}: creating the resumed run failed: {type(err).__name__}: {err}"
             ) from err
         log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
+        metrics.created(kind)
+        metrics.create_duration(time.monotonic() - started)
         return ResumeOutcome.of(dag_id, new_run_id, record, created=True)
 
 

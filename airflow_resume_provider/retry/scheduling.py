@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import conf, marker
+from airflow_resume_provider import conf, marker, metrics
 from airflow_resume_provider.exceptions import ResumeConfigError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
 from airflow_resume_provider.resumability import decide
@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def append_note(session: Session, dag_run: Any, text: str) -> None:
+def append_note(session: Session, dag_run: Any, text: str) -> bool:
     """
     Add ``text`` to the run's note once (the sweep may decide the same thing again). The run's row is
     locked first, so two schedulers' workers writing notes at once lose no text.
+
+    :return: whether the text was added now (False: the note had it already).
     """
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
@@ -35,9 +37,11 @@ def append_note(session: Session, dag_run: Any, text: str) -> None:
     session.execute(select(DagRun.id).where(DagRun.id == dag_run.id).with_for_update())
     session.refresh(dag_run)
     current = dag_run.note or ""
-    if text not in current:
+    added = text not in current
+    if added:
         dag_run.note = f"{current}\n{text}".strip() if current else text
     session.commit()
+    return added
 
 
 def _retries_enabled_when_it_ran(session: Session, dag_run: Any) -> bool:
@@ -75,8 +79,9 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         return RetryDecision(False, (own.retry_attempt if own else 0) + 1, "already resumed")
     decision = decide_retry(settings, verdict, own)
     if not decision.retry:
-        if decision.final:
-            append_note(session, dag_run, decision.note)
+        # Counted once per failure: the note is written once, also when the sweep decides again.
+        if decision.final and append_note(session, dag_run, decision.note):
+            metrics.retry_not_retried()
         log.info("Run %s of DAG %s: %s", run_id, dag_id, decision.note)
         return decision
 
@@ -100,6 +105,7 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         parent_failure=failure_signature(verdict.failure, verdict.failed_task_id),
     )
     if outcome.created:
+        metrics.retry_scheduled()
         _, dag_run = load_dag_and_run(session, dag_id, run_id)
         append_note(
             session,

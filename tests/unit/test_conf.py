@@ -19,6 +19,7 @@ CONFIG_VARS = [
     "AIRFLOW__RESUME__STATE_CONN_ID",
     "AIRFLOW__RESUME__SIGNING_KEY",
     "AIRFLOW__RESUME__CAPTURE_TIMEOUT",
+    "AIRFLOW__RESUME__RETENTION_DAYS",
     "AIRFLOW__LOGGING__REMOTE_LOGGING",
     "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER",
     "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID",
@@ -31,6 +32,7 @@ OPTIONS = {
     "capture_timeout",
     "retry_sweep_interval",
     "retry_sweep_lookback",
+    "retention_days",
 }
 
 
@@ -172,3 +174,20 @@ def test_capture_timeout_rejects_non_finite_values(monkeypatch, raw):
     monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
     with pytest.raises(ValueError, match=r"\[resume\] capture_timeout must be a finite number"):
         conf.capture_timeout()
+
+
+def test_retention_days_defaults_to_30_and_reads_whole_days(monkeypatch):
+    assert conf.retention_days() == 30
+    for raw, value in (("0", 0), ("90", 90), (" 7 ", 7), (CONFIG_OPTIONS["retention_days"]["example"], 90)):
+        monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", raw)
+        assert conf.retention_days() == value
+
+
+@pytest.mark.parametrize("raw", ["-1", "abc", "1.5", "", "30d"])
+def test_retention_days_rejects_anything_but_a_whole_number_naming_the_option(monkeypatch, raw):
+    monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", raw)
+    with pytest.raises(ValueError) as exc:
+        conf.retention_days()
+    assert str(exc.value) == (
+        f"[resume] retention_days must be a whole number of days, 0 or more (0 keeps state forever), got {raw!r}"
+    )

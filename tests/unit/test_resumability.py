@@ -29,6 +29,7 @@ from airflow_resume_provider.resumability import (
     PARAMS_INVALID,
     RESUME_DISABLED,
     RUN_NOT_FAILED,
+    STATE_EXPIRED,
     STATE_INVALID,
     STATE_MISSING,
     STATE_NOT_RECORDED,
@@ -326,6 +327,22 @@ def test_state_errors_are_passed_through(code, message):
     assert verdict.failure is None
 
 
+def test_an_expired_run_is_refused_with_the_date_and_its_plan_names_no_state_file():
+    message = (
+        f"{WHERE}: its state expired on 2024-02-01 03:04 UTC, 30 days after the run ended ([resume] "
+        "retention_days = 30); its state files may have been deleted, so it is not resumed. Trigger a new "
+        "run instead."
+    )
+    # No state was read for an expired run: there is no chain.
+    verdict = decide(facts(chain=None, state_expired=message))
+    assert refused(verdict, STATE_EXPIRED) == message
+    assert [(s.task_id, s.action, s.source) for s in verdict.plan.tasks] == [
+        ("extract", "restored", None),
+        ("transform", "run", None),
+        ("load", "run", None),
+    ]
+
+
 def test_manual_kill():
     message = (
         f"{WHERE}: task 'transform' was set to failed by admin (patch_task_instance at 2024-01-02 03:06:00); "
@@ -417,6 +434,7 @@ def test_checks_are_reported_in_a_fixed_order():
         resume_point_error=f"{WHERE}: 'nope' is not a task of this run.",
         state_error_code=STATE_MISSING,
         state_error=f"{WHERE}: no state file for task 'transform'.",
+        state_expired=f"{WHERE}: its state expired on 2024-02-01 03:04 UTC.",
         manual_kill=f"{WHERE}: the run was set to failed by admin.",
         current_order_error=f"DAG {DAG_ID!r} has resume enabled but is not linear.",
         params_error=PARAMS_PROBLEM,
@@ -428,6 +446,7 @@ def test_checks_are_reported_in_a_fixed_order():
         ("failed_task_id", "transform", NO_FAILED_TASK),
         ("resume_point_error", None, INVALID_RESUME_POINT),
         ("state_error_code", None, STATE_MISSING),
+        ("state_expired", None, STATE_EXPIRED),
         ("manual_kill", None, MANUAL_KILL),
         ("current_order_error", None, STRUCTURE_CHANGED),
         ("params_error", None, PARAMS_INVALID),

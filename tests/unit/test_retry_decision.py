@@ -14,6 +14,7 @@ import pytest
 from airflow_resume_provider.marker import RunMarker, check, check_quietly, resumed_run_id, sign
 from airflow_resume_provider.resumability import (
     MANUAL_KILL,
+    STATE_EXPIRED,
     STATE_INVALID,
     STATE_UNREACHABLE,
     STRUCTURE_CHANGED,
@@ -146,6 +147,11 @@ def test_unreachable_state_folder_postpones_the_decision():
             "instead.",
         ),
         (STATE_INVALID, f"{WHERE}: State file x failed its integrity check."),
+        (
+            STATE_EXPIRED,
+            f"{WHERE}: its state expired on 2024-02-01 00:10 UTC, 30 days after the run ended ([resume] "
+            "retention_days = 30); its state files may have been deleted, so it is not resumed.",
+        ),
     ],
 )
 def test_other_non_resumable_runs_are_not_retried_and_say_why(code, reason):
