@@ -26,7 +26,12 @@ from airflow_resume_provider import conf, marker
 from airflow_resume_provider.exceptions import ResumeError
 from airflow_resume_provider.manual_kill import KILLED_SUFFIX
 from airflow_resume_provider.state import storage
-from airflow_resume_provider.state.paths import STATE_SUFFIX, StateLocation, render_log_relpath, state_relpath
+from airflow_resume_provider.state.paths import (
+    STATE_SUFFIX,
+    StateLocation,
+    attempt_state_relpath,
+    render_log_relpath,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,16 +132,14 @@ def run_folder_relpath(template: str, dag_id: str, run_id: str) -> str | None:
 def attempt_relpaths(template: str, dag_id: str, run_id: str, task_id: str, map_index: int, tries: int):
     """The state file and kill marker of each try ``1..tries`` of one task, relative to the state folder."""
     for try_number in range(1, tries + 1):
-        rel = state_relpath(
-            render_log_relpath(
-                template,
-                dag_id=dag_id,
-                run_id=run_id,
-                task_id=task_id,
-                map_index=map_index,
-                try_number=try_number,
-            )
-        ).lstrip("/")
+        rel = attempt_state_relpath(
+            template,
+            dag_id=dag_id,
+            run_id=run_id,
+            task_id=task_id,
+            map_index=map_index,
+            try_number=try_number,
+        )
         yield rel
         yield rel[: -len(STATE_SUFFIX)] + KILLED_SUFFIX
 

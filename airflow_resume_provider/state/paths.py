@@ -91,10 +91,20 @@ def state_location(
     try_number: int,
 ) -> StateLocation:
     """Where the state file of one attempt lives."""
+    rel = attempt_state_relpath(
+        template, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number
+    )
+    return StateLocation(url=f"{folder_url(folder)}/{rel}", conn_id=conn_id)
+
+
+def attempt_state_relpath(
+    template: str, *, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: Any
+) -> str:
+    """The state file of one attempt relative to the state folder: its log's path, ``.resume.json``."""
     rel = render_log_relpath(
         template, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number
     )
-    return StateLocation(url=f"{folder_url(folder)}/{state_relpath(rel).lstrip('/')}", conn_id=conn_id)
+    return state_relpath(rel).lstrip("/")
 
 
 # --- links between state files: only files of the expected tasks, under a known folder ------------
@@ -142,16 +152,9 @@ def relative_to_roots(url: str, roots: list[StateRoot]) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _layout(template: str, dag_id: str, run_id: str, task_id: str, map_index: int) -> re.Pattern[str]:
-    rel = state_relpath(
-        render_log_relpath(
-            template,
-            dag_id=dag_id,
-            run_id=run_id,
-            task_id=task_id,
-            map_index=map_index,
-            try_number=_TrySlot(),  # type: ignore[arg-type]
-        )
-    ).lstrip("/")
+    rel = attempt_state_relpath(
+        template, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=_TrySlot()
+    )
     slot = re.escape(_TrySlot.TEXT)
     escaped = re.escape(rel).replace(slot, r"(?P<try_number>[1-9][0-9]{0,5})", 1)
     return re.compile(escaped.replace(slot, r"(?P=try_number)"))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tools.airflow_stack import wait_for
+from tests.e2e.runs import chain_runs, wait_for_chain_run, wait_for_note
 
 pytestmark = pytest.mark.e2e
 
@@ -21,37 +21,6 @@ def ledger(stack, tmp_path):
         return path.read_text().split() if path.exists() else []
 
     return executed
-
-
-def chain_runs(stack, dag_id: str, root: str) -> dict[int, str]:
-    """The runs resuming ``root``, by their place in the chain (ids: ``resume__<root>__<n>__<tag>``)."""
-    with stack.client() as c:
-        runs = c.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]
-    prefix = f"resume__{root}__"
-    found = {}
-    for run in runs:
-        if run["dag_run_id"].startswith(prefix):
-            n, _, _tag = run["dag_run_id"][len(prefix) :].partition("__")
-            found[int(n)] = run["dag_run_id"]
-    return found
-
-
-def wait_for_chain_run(stack, dag_id: str, root: str, n: int, timeout: float = 60) -> str:
-    return wait_for(
-        lambda: chain_runs(stack, dag_id, root).get(n),
-        timeout=timeout,
-        interval=1,
-        what=f"retry {n} of {root} created",
-    )
-
-
-def wait_for_note(stack, dag_id: str, run_id: str, text: str, timeout: float = 90) -> str:
-    return wait_for(
-        lambda: (note := stack.note(dag_id, run_id)) and text in note and note,
-        timeout=timeout,
-        interval=1,
-        what=f"note containing {text!r} on {run_id}",
-    )
 
 
 def test_two_retries_resume_at_the_failed_task_until_success(stack, ledger):

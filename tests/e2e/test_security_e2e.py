@@ -20,11 +20,11 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
 
+from tests.e2e.runs import q, wait_for_note, xcom_value
 from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +36,6 @@ POISONED = "resume_test_poisoned"
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def q(value: str) -> str:
-    return quote(value, safe="")
 
 
 def new_run_id(prefix: str) -> str:
@@ -104,29 +100,11 @@ def dag_run_ids(stack, dag_id: str) -> set[str]:
     return {r["dag_run_id"] for r in body["dag_runs"]}
 
 
-def xcom_value(stack, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
-    with stack.client() as c:
-        resp = c.get(f"/api/v2/dags/{dag_id}/dagRuns/{q(run_id)}/taskInstances/{task_id}/xcomEntries/{key}")
-    assert resp.status_code == 200, resp.text
-    value = resp.json()["value"]
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def cli_json(stdout: str) -> dict[str, Any]:
     """The JSON document printed by ``airflow resume ... -o json`` (log lines before it are skipped)."""
     lines = stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("{"))
     return json.loads("\n".join(lines[start:]))
-
-
-def wait_for_note(stack, dag_id: str, run_id: str, *texts: str, timeout: float = 120) -> str:
-    """The run's note, once it contains any of ``texts``."""
-    return wait_for(
-        lambda: (note := stack.note(dag_id, run_id)) and any(t in note for t in texts) and note,
-        timeout=timeout,
-        interval=1,
-        what=f"note of {run_id} containing one of {texts!r}",
-    )
 
 
 class RequestCounter:

@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.e2e.runs import wait_for_chain_run
 from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -58,28 +59,6 @@ def ended(proc: psutil.Process) -> bool:
         return proc.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def chain_runs(stack, dag_id: str, root: str) -> dict[int, str]:
-    """The runs resuming ``root``, by their place in the chain (ids: ``resume__<root>__<n>__<tag>``)."""
-    with stack.client() as c:
-        runs = c.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]
-    prefix = f"resume__{root}__"
-    found = {}
-    for run in runs:
-        if run["dag_run_id"].startswith(prefix):
-            n, _, _tag = run["dag_run_id"][len(prefix) :].partition("__")
-            found[int(n)] = run["dag_run_id"]
-    return found
-
-
-def wait_for_chain_run(stack, dag_id: str, root: str, n: int, timeout: float = 120) -> str:
-    return wait_for(
-        lambda: chain_runs(stack, dag_id, root).get(n),
-        timeout=timeout,
-        interval=1,
-        what=f"retry {n} of {root} created",
-    )
 
 
 def dag_tags(stack, dag_id: str) -> set[str]:
