@@ -62,7 +62,11 @@ def link_digest(document: dict[str, Any], key: bytes) -> str:
     The digest a link to this file pins: the file's digest as it was written, before a failure record
     was added. A task's failure is added after the next task (e.g. an ``all_done`` one) may have linked
     to the file; the link stays valid, while the file's own integrity block covers the failure too.
+    ``document`` must have passed :func:`verify`, or have just been given its block by :func:`compute`.
     """
     if document.get(FAILURE_KEY) is None:
+        block = document.get(INTEGRITY_KEY)
+        if isinstance(block, dict) and isinstance(block.get("digest"), str):
+            return block["digest"]  # verified or just computed over this very content
         return compute(document, key)["digest"]
     return compute({**document, FAILURE_KEY: None}, key)["digest"]
