@@ -74,6 +74,8 @@ def pytest_sessionfinish(session, exitstatus):
         try:
             from airflow import settings
 
+            if settings.Session is not None:
+                settings.Session.remove()  # no session left holding a connection to the dropped database
             if settings.engine is not None:
                 settings.engine.dispose()
             admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
