@@ -158,7 +158,7 @@ def run_command(args: Any) -> None:
     from airflow_resume_provider.resume import resume
 
     _quiet_logs(args)
-    _audit(args)
+    _audit("cli_resume_run", dag_id=args.dag_id, run_id=args.run_id, from_task_id=args.from_task)
     try:
         with create_session() as session:
             outcome = resume(
@@ -188,19 +188,19 @@ def run_command(args: Any) -> None:
     sys.exit(EXIT_OK)
 
 
-def _audit(args: Any) -> None:
-    """Record the command in Airflow's audit log, as Airflow's own CLI commands do."""
+def _audit(event: str, *, dag_id: str | None, run_id: str | None = None, **extra: Any) -> None:
+    """Record a command in Airflow's audit log, as Airflow's own CLI commands do."""
     from airflow.models.log import Log
     from airflow.utils.session import create_session
 
     with create_session() as session:
         session.add(
             Log(
-                event="cli_resume_run",
+                event=event,
                 owner=_cli_user(),
-                dag_id=args.dag_id,
-                run_id=args.run_id,
-                extra=json.dumps({"from_task_id": args.from_task, "host": _hostname()}),
+                dag_id=dag_id,
+                run_id=run_id,
+                extra=json.dumps({**extra, "host": _hostname()}),
             )
         )
 
@@ -269,19 +269,7 @@ def cleanup_command(args: Any) -> None:
             print("Cancelled: nothing deleted.", file=sys.stderr)
             sys.exit(EXIT_ERROR)
     done = retention.delete_state(lambda: create_session(scoped=False), planned)
-    with create_session() as session:
-        from airflow.models.log import Log
-
-        session.add(
-            Log(
-                event="cli_resume_cleanup",
-                owner=_cli_user(),
-                dag_id=args.dag_id,
-                extra=json.dumps(
-                    {"older_than_days": days, "files": done.files, "bytes": done.size, "host": _hostname()}
-                ),
-            )
-        )
+    _audit("cli_resume_cleanup", dag_id=args.dag_id, older_than_days=days, files=done.files, bytes=done.size)
     _print_cleanup(args, done)
     sys.exit(EXIT_ERROR if done.errors else EXIT_OK)
 

@@ -126,13 +126,10 @@ def local_log_folder() -> str:
 
 def logging_folder() -> tuple[str, str]:
     """The task log folder and its connection id: remote when remote logging is on, else local."""
-    from airflow.configuration import conf
-
-    if conf.getboolean("logging", "remote_logging", fallback=False):
-        folder = conf.get("logging", "remote_base_log_folder", fallback="") or ""
-        if folder:
-            return folder, conf.get("logging", "remote_log_conn_id", fallback="") or ""
-    return conf.get("logging", "base_log_folder"), ""
+    remote = remote_base_log_folder()
+    if remote:
+        return remote, remote_log_conn_id()
+    return local_log_folder(), ""
 
 
 def log_filename_template() -> str:
