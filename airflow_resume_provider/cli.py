@@ -21,6 +21,20 @@ EXIT_NOT_FOUND = 4
 
 ARG_DAG_ID = Arg(("dag_id",), help="The DAG id")
 ARG_RUN_ID = Arg(("run_id",), help="The id of the failed DAG run")
+ARG_RUN_ID_OR_ALL = Arg(("run_id",), nargs="?", help="The id of the failed DAG run (or use --all-failed)")
+ARG_ALL_FAILED = Arg(
+    ("--all-failed",), action="store_true", help="Resume every failed run of the DAG (see --since, --until)"
+)
+ARG_SINCE = Arg(
+    ("--since",), metavar="ISO", help="With --all-failed: runs that ended at or after (no zone: UTC)"
+)
+ARG_UNTIL = Arg(
+    ("--until",), metavar="ISO", help="With --all-failed: runs that ended at or before (no zone: UTC)"
+)
+ARG_RUN_DRY_RUN = Arg(
+    ("--dry-run",), action="store_true", help="With --all-failed: show what would happen; create nothing"
+)
+ARG_RUN_YES = Arg(("-y", "--yes"), action="store_true", help="With --all-failed: resume without asking")
 ARG_FROM_TASK = Arg(("--from-task",), help="Resume at this task (the failed task or an earlier one)")
 ARG_OUTPUT = Arg(("-o", "--output"), choices=("text", "json"), default="text", help="Output format")
 ARG_OLDER_THAN_DAYS = Arg(
@@ -42,9 +56,22 @@ RESUME_COMMANDS = (
     ),
     ActionCommand(
         name="run",
-        help="Resume a failed run: a new run starts at the failed task with the same inputs",
+        help=(
+            "Resume a failed run: a new run starts at the failed task with the same inputs. With "
+            "--all-failed: every failed run of the DAG, after showing what would happen and asking"
+        ),
         func=lazy_load_command("airflow_resume_provider.cli.run_command"),
-        args=(ARG_DAG_ID, ARG_RUN_ID, ARG_FROM_TASK, ARG_OUTPUT),
+        args=(
+            ARG_DAG_ID,
+            ARG_RUN_ID_OR_ALL,
+            ARG_FROM_TASK,
+            ARG_ALL_FAILED,
+            ARG_SINCE,
+            ARG_UNTIL,
+            ARG_RUN_DRY_RUN,
+            ARG_RUN_YES,
+            ARG_OUTPUT,
+        ),
     ),
     ActionCommand(
         name="check",
@@ -158,6 +185,9 @@ def run_command(args: Any) -> None:
     from airflow_resume_provider.resume import resume
 
     _quiet_logs(args)
+    _check_run_args(args)
+    if args.all_failed:
+        _run_all_failed(args)
     _audit("cli_resume_run", dag_id=args.dag_id, run_id=args.run_id, from_task_id=args.from_task)
     try:
         with create_session() as session:
@@ -186,6 +216,136 @@ def run_command(args: Any) -> None:
         text = f"Run {args.run_id!r} was already resumed as {outcome.dag_run_id!r}; nothing new created."
     _print(args, outcome.to_dict(), text)
     sys.exit(EXIT_OK)
+
+
+def _fail(message: str) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(EXIT_ERROR)
+
+
+def _check_run_args(args: Any) -> None:
+    """One failed run, or --all-failed with its own options: never a mix that would be silently ignored."""
+    if args.all_failed:
+        if args.run_id is not None:
+            _fail(f"Give either RUN_ID ({args.run_id!r}) or --all-failed, not both.")
+        if args.from_task is not None:
+            _fail("--from-task applies to one run; --all-failed resumes each run at its failed task.")
+        return
+    if args.run_id is None:
+        _fail("Give the failed run's id (RUN_ID), or --all-failed for every failed run of the DAG.")
+    given = [
+        name
+        for name, on in (
+            ("--since", args.since),
+            ("--until", args.until),
+            ("--dry-run", args.dry_run),
+            ("-y", args.yes),
+        )
+        if on
+    ]
+    if given:
+        _fail(
+            f"{', '.join(given)}: only with --all-failed (for one run, 'airflow resume status' is the dry run)."
+        )
+
+
+def _parse_time(option: str, text: str | None) -> Any:
+    from datetime import datetime
+
+    from airflow_resume_provider.bulk import as_utc
+
+    if text is None:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError:
+        _fail(
+            f"{option} {text!r} is not an ISO 8601 date or time (e.g. 2026-11-28 or 2026-11-28T22:00:00+00:00)."
+        )
+
+
+def _run_all_failed(args: Any) -> None:
+    """Resume every failed run of the DAG in the window, after showing the dry run and asking."""
+    from airflow.utils.session import create_session
+
+    from airflow_resume_provider.bulk import failed_run_ids, require_dag, resume_many
+    from airflow_resume_provider.exceptions import RunNotFoundError
+
+    since, until = _parse_time("--since", args.since), _parse_time("--until", args.until)
+    if since is not None and until is not None and since > until:
+        _fail(f"--since {args.since} is after --until {args.until}.")
+    try:
+        with create_session() as session:
+            require_dag(session, args.dag_id)
+            run_ids = failed_run_ids(session, args.dag_id, since=since, until=until, limit=None)
+            preview = resume_many(
+                session, args.dag_id, run_ids, dry_run=True, user=_cli_user(), triggered_by="cli"
+            )
+    except RunNotFoundError as err:
+        print(str(err), file=sys.stderr)
+        sys.exit(EXIT_NOT_FOUND)
+    pending = sum(r.status == "would_resume" for r in preview.results)
+    if args.dry_run or not pending:
+        _print_bulk(args, preview)
+        sys.exit(EXIT_OK if preview.all_resumed else EXIT_NOT_RESUMABLE)
+    if not args.yes:
+        _print_bulk(args, preview, to_stderr=args.output == "json")
+        _confirm(f"Resume these {pending} runs?", "Nothing resumed")
+    _audit(
+        "cli_resume_run_all_failed", dag_id=args.dag_id, since=args.since, until=args.until, runs=len(run_ids)
+    )
+    with create_session() as session:
+        outcome = resume_many(
+            session, args.dag_id, run_ids, dry_run=False, user=_cli_user(), triggered_by="cli"
+        )
+    _print_bulk(args, outcome)
+    sys.exit(EXIT_OK if outcome.all_resumed else EXIT_NOT_RESUMABLE)
+
+
+def _confirm(question: str, refused: str) -> None:
+    """Ask on the terminal; exit 1 (saying ``refused``) unless the answer is yes."""
+    if not sys.stdin.isatty():
+        _fail(f"{refused}: no terminal to confirm on. Pass -y to go ahead without asking.")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        _fail(f"Cancelled: {refused[0].lower()}{refused[1:]}.")
+
+
+_BULK_VERBS = {
+    "created": "resumed",
+    "existing": "already resumed",
+    "would_resume": "would be resumed",
+    "refused": "refused",
+}
+
+
+def _print_bulk(args: Any, outcome: Any, *, to_stderr: bool = False) -> None:
+    """The bulk outcome as ``-o json`` (the REST API's body) or a table with a summary line."""
+    if args.output == "json" and not to_stderr:
+        print(json.dumps(outcome.to_dict(), indent=2), file=_json_out, flush=True)
+        return
+    out = sys.stderr if to_stderr else sys.stdout
+    if not outcome.results:
+        print(f"No failed runs of DAG {args.dag_id!r} in the window: nothing to resume.", file=out)
+        return
+    from collections import Counter
+
+    from airflow.cli.simple_table import AirflowConsole
+
+    counts = Counter(r.status for r in outcome.results)
+    summary = ", ".join(f"{counts[s]} {_BULK_VERBS[s]}" for s in _BULK_VERBS if counts[s])
+    print(f"{outcome.total} failed runs of DAG {args.dag_id!r}: {summary}.", file=out)
+    rows = [
+        {
+            "run": r.dag_run_id,
+            "status": _BULK_VERBS[r.status],
+            "resumes at": r.resume_task_id or "",
+            "resumed run": r.new_dag_run_id or "",
+            "reason": f"{r.reason_code}: {r.reason}" if r.reason_code else "",
+        }
+        for r in outcome.results
+    ]
+    AirflowConsole(file=out).print_as(rows, output="table")
 
 
 def _audit(event: str, *, dag_id: str | None, run_id: str | None = None, **extra: Any) -> None:
@@ -258,16 +418,7 @@ def cleanup_command(args: Any) -> None:
         sys.exit(EXIT_ERROR if planned.errors else EXIT_OK)
     if not args.yes:
         _print_cleanup(args, planned)
-        if not sys.stdin.isatty():
-            print(
-                "Nothing deleted: no terminal to confirm on. Pass -y to delete without asking.",
-                file=sys.stderr,
-            )
-            sys.exit(EXIT_ERROR)
-        print(f"Delete these {planned.files} state files? [y/N] ", end="", file=sys.stderr, flush=True)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            print("Cancelled: nothing deleted.", file=sys.stderr)
-            sys.exit(EXIT_ERROR)
+        _confirm(f"Delete these {planned.files} state files?", "Nothing deleted")
     done = retention.delete_state(lambda: create_session(scoped=False), planned)
     _audit("cli_resume_cleanup", dag_id=args.dag_id, older_than_days=days, files=done.files, bytes=done.size)
     _print_cleanup(args, done)

@@ -32,7 +32,14 @@ def _external_views() -> list[dict[str, Any]]:
             "href": f"{base_path}{URL_PREFIX}/ui/dags/{{DAG_ID}}/dagRuns/{{RUN_ID}}",
             "destination": "dag_run",
             "url_route": "resume",
-        }
+        },
+        {
+            # The DAG's failed runs with their verdicts: preview and resume a selection (bulk resume).
+            "name": "Resume",
+            "href": f"{base_path}{URL_PREFIX}/ui/dags/{{DAG_ID}}",
+            "destination": "dag",
+            "url_route": "resume-runs",
+        },
     ]
 
 

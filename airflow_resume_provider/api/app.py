@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from airflow_resume_provider.api.middleware import BodySizeLimit, SecurityHeaders
-from airflow_resume_provider.api.schemas import ErrorOut, ResumeRequest
+from airflow_resume_provider.api.schemas import BulkResumeRequest, ErrorOut, ResumeRequest
 from airflow_resume_provider.api.security import (
     CanReadRuns,
     CanTriggerRuns,
@@ -18,9 +18,17 @@ from airflow_resume_provider.api.security import (
     SessionDep,
     SignedIn,
     audit,
+    can_trigger_runs,
     csrf_protected,
 )
 from airflow_resume_provider.api.validation import bounded_validation_error
+from airflow_resume_provider.bulk import (
+    BulkOutcome,
+    TooManyRunsError,
+    failed_run_ids,
+    require_dag,
+    resume_many,
+)
 from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
 from airflow_resume_provider.resumability import Verdict
 from airflow_resume_provider.resume import ResumeOutcome, assess, resume
@@ -120,6 +128,49 @@ def create_app() -> FastAPI:
         if outcome.created:
             return outcome
         return JSONResponse(status_code=status.HTTP_200_OK, content=outcome.to_dict())
+
+    @app.post(
+        API_PREFIX + "/dags/{dag_id}/dagRuns/resume",
+        response_model=BulkOutcome,
+        responses={
+            403: {
+                "model": ErrorOut,
+                "description": "Resuming needs trigger permission; a dry run needs read.",
+            },
+            404: {"model": ErrorOut},
+            422: {
+                "model": ErrorOut,
+                "description": "Malformed request, or more runs than one request may resume.",
+            },
+        },
+        dependencies=[CanReadRuns, csrf_protected, audit("resume_dag_runs")],
+    )
+    def resume_dag_runs(
+        dag_id: str, body: BulkResumeRequest, session: SessionDep, user: GetUserDep
+    ) -> BulkOutcome:
+        """Resume many failed runs of the DAG (or, with ``dry_run``, say what would happen to each)."""
+        if not body.dry_run and not can_trigger_runs(dag_id, user):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"Resuming runs of DAG {dag_id!r} needs permission to trigger its runs; a dry run does not.",
+            )
+        try:
+            require_dag(session, dag_id)
+            run_ids = body.dag_run_ids
+            if run_ids is None:
+                run_ids = failed_run_ids(session, dag_id, since=body.since, until=body.until)
+        except RunNotFoundError as err:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+        except TooManyRunsError as err:
+            raise HTTPException(422, str(err)) from None
+        return resume_many(
+            session,
+            dag_id,
+            run_ids,
+            dry_run=body.dry_run,
+            user=user.get_name() if user else None,
+            triggered_by="rest_api",
+        )
 
     from airflow_resume_provider.ui.routes import router as ui_router
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime  # noqa: TC003 - pydantic resolves it at runtime
+from typing import Annotated, Literal
+
 from airflow.models.base import ID_LEN
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from airflow_resume_provider.bulk import MAX_RUNS_PER_REQUEST, as_utc
 
 #: The longest task id Airflow stores (``airflow.models.base.ID_LEN``); longer ones are refused (422).
 TASK_ID_MAX_LENGTH = ID_LEN
+#: The longest run id Airflow stores.
+RUN_ID_MAX_LENGTH = ID_LEN
 
 
 class ResumeRequest(BaseModel):
@@ -23,3 +30,32 @@ class ResumeRequest(BaseModel):
 class ErrorOut(BaseModel):
     detail: str
     reason_code: str | None = None
+
+
+class BulkResumeRequest(BaseModel):
+    """Which failed runs to resume: either ``dag_run_ids``, or ``state: "failed"`` with an optional window."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dag_run_ids: list[Annotated[str, Field(min_length=1, max_length=RUN_ID_MAX_LENGTH)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_RUNS_PER_REQUEST,
+        description=f"The runs to resume, at most {MAX_RUNS_PER_REQUEST}.",
+    )
+    state: Literal["failed"] | None = Field(
+        default=None, description='"failed": every failed run of the DAG that ended in [since, until].'
+    )
+    since: datetime | None = Field(default=None, description="Runs that ended at or after (no zone: UTC).")
+    until: datetime | None = Field(default=None, description="Runs that ended at or before (no zone: UTC).")
+    dry_run: bool = Field(default=False, description="Only say what would happen; create nothing.")
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> BulkResumeRequest:
+        if self.dag_run_ids is not None and (self.state or self.since or self.until):
+            raise ValueError("give either dag_run_ids or state (with since/until), not both")
+        if self.dag_run_ids is None and self.state is None:
+            raise ValueError('give dag_run_ids, or state "failed" (with since/until)')
+        if self.since and self.until and as_utc(self.since) > as_utc(self.until):  # type: ignore[operator]
+            raise ValueError("since is after until")
+        return self

@@ -120,3 +120,42 @@ def build(
         failure_try=failure.get("try_number"),
         xcom_values_shown=show_xcom_values,
     )
+
+
+@dataclass
+class FailedRunRow:
+    """One failed run on the DAG-level Resume tab."""
+
+    run_id: str
+    ended: str
+    #: resumable, existing (already resumed), refused, or unknown (assessing it failed).
+    status: str
+    failed_task_id: str | None = None
+    resume_task_id: str | None = None
+    resumed_run_id: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+def failed_run_row(run_id: str, ended: Any, verdict: Verdict | None) -> FailedRunRow:
+    when = ended.strftime("%Y-%m-%d %H:%M:%S UTC") if ended is not None else ""
+    if verdict is None:
+        return FailedRunRow(
+            run_id, when, "unknown", reason="Could not be assessed; see the API server's log."
+        )
+    if verdict.resumed_run_id:
+        status = "existing"
+    elif verdict.resumable:
+        status = "resumable"
+    else:
+        status = "refused"
+    return FailedRunRow(
+        run_id,
+        when,
+        status,
+        failed_task_id=verdict.failed_task_id,
+        resume_task_id=verdict.resume_task_id,
+        resumed_run_id=verdict.resumed_run_id,
+        reason_code=verdict.reason_code,
+        reason=str(mask(verdict.reason)) if verdict.reason else None,
+    )

@@ -21,8 +21,9 @@ from airflow_resume_provider.api.security import (
     can_trigger_runs,
     csrf_token_for,
 )
+from airflow_resume_provider.bulk import MAX_RUNS_PER_REQUEST, failed_runs_page, require_dag
 from airflow_resume_provider.exceptions import RunNotFoundError
-from airflow_resume_provider.resume import assess_with_facts
+from airflow_resume_provider.resume import assess, assess_with_facts
 from airflow_resume_provider.ui import page
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 router = APIRouter()
 
 PAGE_PATH = "/ui/dags/{dag_id}/dagRuns/{dag_run_id}"
+DAG_PAGE_PATH = "/ui/dags/{dag_id}"
+#: Failed runs per page of the DAG-level Resume tab (each needs its verdict, read from its state).
+RUNS_PER_PAGE = 20
 
 
 @cache
@@ -116,3 +120,57 @@ def resume_page(
         can_choose=verdict.resumable and not verdict.resumed_run_id,
         page_url=lambda run_id: page_base + quote(str(run_id), safe=""),
     )
+
+
+@router.get(DAG_PAGE_PATH, response_class=HTMLResponse, dependencies=[CanReadRuns], include_in_schema=False)
+def dag_page(
+    request: Request,
+    dag_id: str,
+    session: SessionDep,
+    user: GetUserDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> HTMLResponse:
+    """The DAG's Resume tab: its failed runs (newest first, paged) with their verdicts; resume a selection."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    quoted_dag = quote(dag_id, safe="")
+    page_base = f"{root}/ui/dags/{quoted_dag}/dagRuns/"
+    try:
+        require_dag(session, dag_id)
+    except RunNotFoundError as err:
+        return _render("not_found.html", 404, message=str(err))
+    runs, total = failed_runs_page(session, dag_id, offset=offset, limit=RUNS_PER_PAGE)
+    rows = [
+        page.failed_run_row(run_id, ended, _verdict_or_none(session, dag_id, run_id))
+        for run_id, ended in runs
+    ]
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    client = {
+        "bulk_url": f"{root}/api/v1/dags/{quoted_dag}/dagRuns/resume",
+        "csrf_token": csrf_token_for(cookie) if cookie else "",
+        "page_base": page_base,
+        "max_runs": MAX_RUNS_PER_REQUEST,
+    }
+    return _render(
+        "dag.html",
+        dag_id=dag_id,
+        rows=rows,
+        total=total,
+        offset=offset,
+        per_page=RUNS_PER_PAGE,
+        client=client,
+        can_trigger=can_trigger_runs(dag_id, user),
+        page_url=lambda run_id: page_base + quote(str(run_id), safe=""),
+        dag_page_url=f"{root}/ui/dags/{quoted_dag}",
+    )
+
+
+def _verdict_or_none(session: Any, dag_id: str, run_id: str) -> Any:
+    """The run's verdict; None (shown as "could not be assessed") when assessing it failed unexpectedly."""
+    import logging
+
+    try:
+        return assess(session, dag_id, run_id)
+    except Exception:
+        logging.getLogger(__name__).exception("Assessing run %s of DAG %s failed", run_id, dag_id)
+        session.rollback()
+        return None

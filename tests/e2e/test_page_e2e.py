@@ -17,7 +17,7 @@ def page(stack, dag_id: str, run_id: str, user: str | None = "admin", **params) 
     return httpx.get(url, cookies=cookies, params=params, timeout=60)
 
 
-def test_the_tab_is_registered_on_the_dag_run_page(stack):
+def test_the_tabs_are_registered_on_the_dag_run_and_dag_pages(stack):
     with stack.client() as c:
         plugins = c.get("/api/v2/plugins").json()["plugins"]
     views = [v for p in plugins if p["name"] == "resume" for v in p["external_views"]]
@@ -31,7 +31,17 @@ def test_the_tab_is_registered_on_the_dag_run_page(stack):
             "icon_dark_mode": None,
             "category": None,
             "nav_top_level": False,
-        }
+        },
+        {
+            "name": "Resume",
+            "href": "/resume/ui/dags/{DAG_ID}",
+            "destination": "dag",
+            "url_route": "resume-runs",
+            "icon": None,
+            "icon_dark_mode": None,
+            "category": None,
+            "nav_top_level": False,
+        },
     ]
 
 

@@ -235,7 +235,7 @@ def test_without_y_and_without_a_terminal_nothing_is_deleted(runs):
     assert done.returncode == 1
     assert "Would delete" in done.stdout
     assert "Dry run" not in done.stdout
-    assert "Nothing deleted: no terminal to confirm on. Pass -y to delete without asking." in done.stderr
+    assert "Nothing deleted: no terminal to confirm on. Pass -y to go ahead without asking." in done.stderr
     assert all(f.exists() for fs in files.values() for f in fs)
 
 
