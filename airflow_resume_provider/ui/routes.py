@@ -33,7 +33,7 @@ router = APIRouter()
 
 PAGE_PATH = "/ui/dags/{dag_id}/dagRuns/{dag_run_id}"
 DAG_PAGE_PATH = "/ui/dags/{dag_id}"
-#: Failed runs per page of the DAG-level Resume tab (each needs its verdict, read from its state).
+#: Failed runs per page of the DAG-level Resume tab by default (each needs its verdict, read from its state).
 RUNS_PER_PAGE = 20
 
 
@@ -129,6 +129,7 @@ def dag_page(
     session: SessionDep,
     user: GetUserDep,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_RUNS_PER_REQUEST)] = RUNS_PER_PAGE,
 ) -> HTMLResponse:
     """The DAG's Resume tab: its failed runs (newest first, paged) with their verdicts; resume a selection."""
     root = request.scope.get("root_path", "").rstrip("/")
@@ -138,7 +139,7 @@ def dag_page(
         require_dag(session, dag_id)
     except RunNotFoundError as err:
         return _render("not_found.html", 404, message=str(err))
-    runs, total = failed_runs_page(session, dag_id, offset=offset, limit=RUNS_PER_PAGE)
+    runs, total = failed_runs_page(session, dag_id, offset=offset, limit=limit)
     rows = [
         page.failed_run_row(run_id, ended, _verdict_or_none(session, dag_id, run_id))
         for run_id, ended in runs
@@ -156,7 +157,7 @@ def dag_page(
         rows=rows,
         total=total,
         offset=offset,
-        per_page=RUNS_PER_PAGE,
+        per_page=limit,
         client=client,
         can_trigger=can_trigger_runs(dag_id, user),
         page_url=lambda run_id: page_base + quote(str(run_id), safe=""),

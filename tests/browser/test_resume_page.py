@@ -121,3 +121,51 @@ def test_a_viewer_sees_the_page_read_only_and_dark_mode_follows_airflow(browser,
     assert frame.locator("#resume-btn").count() == 0
     assert "dark" in (frame.locator("html").get_attribute("class") or "")
     page.screenshot(path=str(SCREENSHOTS / "resume-tab-viewer-dark.png"))
+
+
+def open_dag_resume_tab(page, stack, dag_id: str):
+    page.goto(f"{stack.url}/dags/{dag_id}")
+    page.get_by_role("link", name="Resume", exact=True).click()
+    frame = page.frame_locator("iframe")
+    frame.locator("#runs").wait_for(timeout=60_000)
+    return frame
+
+
+def test_resume_several_failed_runs_from_the_dag_tab(browser, stack):
+    stack.set_variable("resume_example_fail", "true")
+    runs = [stack.trigger("resume_example_etl") for _ in range(2)]
+    for run_id in runs:
+        assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
+    stack.set_variable("resume_example_fail", "false")
+
+    page = logged_in_page(browser, stack, "admin")
+    frame = open_dag_resume_tab(page, stack, "resume_example_etl")
+    for run_id in runs:
+        row = frame.locator(f'#runs tr[data-run="{run_id}"]')
+        assert row.get_attribute("data-status") == "resumable"
+        assert "Resumable at transform" in " ".join(row.locator(".verdict").inner_text().split())
+        row.locator("input.pick").check()
+    assert frame.locator("#picked").inner_text() == "2 runs selected."
+
+    frame.locator("#preview-btn").click()
+    frame.locator("#results").wait_for(timeout=60_000)
+    assert "Preview: 2 of 2 would be resumed" in frame.locator("#result").inner_text()
+    assert frame.locator('#results tr[data-result="would_resume"]').count() == 2
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "resume-dag-tab-preview.png"))
+    assert not any(stack.run_exists("resume_example_etl", f"resume__{r}__1") for r in runs)
+
+    frame.locator("#resume-btn").click()
+    assert "Resume 2 runs?" in frame.locator("#confirm").inner_text()
+    frame.locator("#confirm-yes").click()
+    frame.locator('#results tr[data-result="created"]').nth(1).wait_for(timeout=60_000)
+    assert "Resumed 2 of 2 runs" in frame.locator("#result").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "resume-dag-tab-resumed.png"))
+    new_runs = [
+        frame.locator(f'#results tr[data-run="{run_id}"] td:nth-child(3) a').inner_text() for run_id in runs
+    ]
+    for run_id, new_run in zip(runs, new_runs, strict=True):
+        assert new_run.startswith(f"resume__{run_id}__1__")
+        assert stack.wait_for_run("resume_example_etl", new_run) == "success"
+    # Resumed runs cannot be selected again.
+    assert frame.locator(f'#runs tr[data-run="{runs[0]}"] input.pick').is_disabled()

@@ -296,3 +296,25 @@ def test_with_signing_a_link_task_code_forged_is_signed_by_the_worker_but_never_
     assert verdict.reason_code == "state_invalid"
     assert "'file:///etc/passwd', which lies outside the state folder: refused, not read" in verdict.reason
     assert "root:" not in verdict.reason
+
+
+def test_a_chain_through_a_task_group_resumes_inside_the_group(monkeypatch, ledger):
+    dr = run_dag("resume_test_grouped", logical_date=unique_logical_date())
+    assert dr.state == "failed"
+    verdict = assess("resume_test_grouped", dr.run_id)
+    assert verdict.resumable, verdict.reason
+    assert verdict.failed_task_id == "load.write"
+    assert [(s.task_id, s.action) for s in verdict.plan.tasks] == [
+        ("prepare", "restored"),
+        ("load.extract", "restored"),
+        ("load.write", "run"),
+        ("report", "run"),
+    ]
+
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_GROUPED_FAIL", "false")
+    outcome = resume("resume_test_grouped", dr.run_id)
+    assert run_existing_run("resume_test_grouped", outcome.dag_run_id) == "success"
+    states = ti_states("resume_test_grouped", outcome.dag_run_id)
+    assert states["prepare"] == ("success", 0) and states["load.extract"] == ("success", 0)
+    assert xcom_value("resume_test_grouped", outcome.dag_run_id, "load.write") == 60
+    assert xcom_value("resume_test_grouped", outcome.dag_run_id, "report") == "total=60"
