@@ -14,5 +14,9 @@ export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
 mypy
-pytest -p no:cacheprovider tests/unit tests/integration tests/e2e tests/browser
+bash scripts/check_package.sh
+# The cluster suite (tests/e2e/test_cluster_e2e.py) always uses PostgreSQL of its own: it runs once,
+# in the PostgreSQL pass.
+pytest -p no:cacheprovider tests/unit tests/integration tests/e2e tests/browser \
+  --ignore=tests/e2e/test_cluster_e2e.py
 RESUME_TEST_DB=postgres pytest -p no:cacheprovider tests/integration tests/e2e

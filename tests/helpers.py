@@ -11,7 +11,10 @@ from typing import Any
 
 
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     return DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 

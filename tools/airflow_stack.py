@@ -126,20 +126,28 @@ class AirflowStack:
             self.pg_db = f"resume_e2e_{uuid.uuid4().hex[:10]}"
             _pg_admin(f"CREATE DATABASE {self.pg_db}")
         self.cli("db", "migrate")
-        for name, args in (
-            ("api-server", ["api-server"]),
-            ("scheduler", ["scheduler"]),
-            ("dag-processor", ["dag-processor"]),
-        ):
+        for name, args in self.components():
             self.start_component(name, args)
         wait_for(self._healthy, timeout=120, what="api-server and scheduler healthy")
         return self
+
+    def components(self) -> list[tuple[str, list[str]]]:
+        """The processes ``start()`` runs: a name and the ``airflow`` arguments of each."""
+        return [
+            ("api-server", ["api-server"]),
+            ("scheduler", ["scheduler"]),
+            ("dag-processor", ["dag-processor"]),
+        ]
+
+    def component_env(self, name: str) -> dict[str, str]:
+        """The environment of one component (the same for all here)."""
+        return self.env()
 
     def start_component(self, name: str, args: list[str]) -> None:
         log = open(self.home / f"{name}.out", "ab")  # noqa: SIM115 - closed with the process
         self.processes[name] = subprocess.Popen(
             [str(BIN / "airflow"), *args],
-            env=self.env(),
+            env=self.component_env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
