@@ -24,8 +24,12 @@ def state_conn_id() -> str:
 
 
 def signing_key() -> bytes:
-    """``[resume] signing_key`` as bytes; empty means plain SHA-256 digests."""
-    return _get("signing_key").encode()
+    """
+    ``[resume] signing_key`` as bytes; empty means plain SHA-256 digests. Surrounding whitespace is
+    dropped, so a key read from a file or a command (``signing_key_cmd``, with its trailing newline) is
+    the same key as one set plainly on another component.
+    """
+    return _get("signing_key").strip().encode()
 
 
 def marker_secret() -> bytes:

@@ -167,5 +167,8 @@ def test_resume_several_failed_runs_from_the_dag_tab(browser, stack):
     for run_id, new_run in zip(runs, new_runs, strict=True):
         assert new_run.startswith(f"resume__{run_id}__1__")
         assert stack.wait_for_run("resume_example_etl", new_run) == "success"
-    # Resumed runs cannot be selected again.
+    # Resumed runs cannot be selected again, and their row says so.
     assert frame.locator(f'#runs tr[data-run="{runs[0]}"] input.pick').is_disabled()
+    assert (
+        f"Resumed as {new_runs[0]}" in frame.locator(f'#runs tr[data-run="{runs[0]}"] .verdict').inner_text()
+    )

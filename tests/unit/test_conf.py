@@ -64,6 +64,12 @@ def test_signing_key_is_utf8_bytes(monkeypatch):
     assert conf.signing_key() == "clé-secrète".encode()
 
 
+def test_a_signing_key_from_a_command_is_the_same_key_as_the_plain_one(monkeypatch):
+    # ``_CMD`` output ends with a newline; the same key set plainly on another component must match.
+    monkeypatch.setenv("AIRFLOW__RESUME__SIGNING_KEY_CMD", "printf 'k3y-value\\n'")
+    assert conf.signing_key() == b"k3y-value"
+
+
 @pytest.mark.parametrize(("raw", "value"), [("2.5", 2.5), ("30", 30.0), (" 1 ", 1.0), ("0.01", 0.01)])
 def test_capture_timeout_reads_seconds(monkeypatch, raw, value):
     monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
