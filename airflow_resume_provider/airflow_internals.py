@@ -1,16 +1,28 @@
 """
-Every private Task SDK / Airflow internal the provider uses, in one place.
+Every private Task SDK / Airflow internal the provider uses, and every Airflow API that differs
+between the supported releases, in one place.
 
 These are not public API and may move between Airflow releases: a new release is a change of this
 file only. Each function says what it stands for; callers never import the internals themselves.
+Where releases differ, the branch is keyed on the installed release (``AIRFLOW_V_3_2_PLUS``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_resume_provider.compat import airflow_at_least
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
+
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance as RuntimeTaskInstance
+    from sqlalchemy.orm import Session
+
+#: Airflow 3.2 or later (else 3.1, the floor).
+AIRFLOW_V_3_2_PLUS = airflow_at_least("3.2")
+#: Airflow 3.3 or later.
+AIRFLOW_V_3_3_PLUS = airflow_at_least("3.3")
 
 
 def runtime_task_instance_class() -> type:
@@ -109,13 +121,13 @@ def task_stats() -> Any:
     Airflow's metrics in the task runner: the Task SDK's ``Stats``, which the task runner sets up from
     ``[metrics]`` before the task starts (set up here when it did not, e.g. under ``dag.test()``).
     """
-    try:
-        from airflow.sdk._shared.observability.metrics import stats
-        from airflow.sdk.observability.metrics import stats_utils
-    except ImportError:  # Airflow 3.1: one Stats for every process
+    if not AIRFLOW_V_3_2_PLUS:  # one Stats for every process
         from airflow.stats import Stats
 
         return Stats
+    from airflow.sdk._shared.observability.metrics import stats
+    from airflow.sdk.observability.metrics import stats_utils
+
     return _initialized(stats, stats_utils)
 
 
@@ -125,11 +137,141 @@ def server_stats() -> Any:
     airflow-core's ``Stats``, which the API server and the scheduler set up from ``[metrics]`` when they
     start (set up here in processes Airflow does not set it up in: the retry worker and the CLI).
     """
-    try:
-        from airflow._shared.observability.metrics import stats
-        from airflow.observability.metrics import stats_utils
-    except ImportError:  # Airflow 3.1: one Stats for every process
+    if not AIRFLOW_V_3_2_PLUS:  # one Stats for every process
         from airflow.stats import Stats
 
         return Stats
+    from airflow._shared.observability.metrics import stats
+    from airflow.observability.metrics import stats_utils
+
     return _initialized(stats, stats_utils)
+
+
+# --- the metadata database (server side: API server, scheduler, CLI) -----------------------------------
+
+
+def create_dagrun(dag: Any, *, note: str | None, session: Session, **kwargs: Any) -> Any:
+    """``dag.create_dagrun(...)`` of a serialized DAG, with the run's note."""
+    if AIRFLOW_V_3_2_PLUS:
+        return dag.create_dagrun(note=note, session=session, **kwargs)
+    # Airflow 3.1's create_dagrun() has no note: set it on the new run, in the same transaction.
+    dag_run = dag.create_dagrun(session=session, **kwargs)
+    dag_run.note = note
+    return dag_run
+
+
+def set_xcom_stored(
+    session: Session, key: str, value: Any, *, dag_id: str, task_id: str, run_id: str, map_index: int = -1
+) -> None:
+    """Store an XCom value already in Airflow's stored form, as it is (not serialized again)."""
+    from airflow.models.xcom import XComModel
+
+    if AIRFLOW_V_3_2_PLUS:
+        XComModel.set(
+            key,
+            value,
+            dag_id=dag_id,
+            task_id=task_id,
+            run_id=run_id,
+            map_index=map_index,
+            serialize=False,
+            session=session,
+        )
+        return
+    # Airflow 3.1's XComModel.set() always serializes: write the row as set(serialize=False) does later.
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import delete, select
+
+    dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    if dag_run_id is None:
+        raise ValueError(f"DAG {dag_id!r} has no run {run_id!r} to store the XCom {key!r} in")
+    session.execute(
+        delete(XComModel).where(
+            XComModel.key == key,
+            XComModel.run_id == run_id,
+            XComModel.task_id == task_id,
+            XComModel.dag_id == dag_id,
+            XComModel.map_index == map_index,
+        )
+    )
+    session.add(
+        XComModel(
+            dag_run_id=dag_run_id,
+            key=key,
+            value=value,
+            run_id=run_id,
+            task_id=task_id,
+            dag_id=dag_id,
+            map_index=map_index,
+        )
+    )
+    session.flush()
+
+
+def dag_of_version(bag: Any, version_id: Any, *, session: Session) -> Any:
+    """The serialized DAG of one DAG version, read through a ``DBDagBag``, or None."""
+    if AIRFLOW_V_3_2_PLUS:
+        return bag.get_dag(version_id, session=session)
+    return bag._get_dag(version_id, session=session)  # Airflow 3.1: the same method, still private
+
+
+def params_with(params: Any, values: Mapping[str, Any]) -> Any:
+    """A serialized DAG's params with ``values`` applied (a new object with ``validate()``)."""
+    if AIRFLOW_V_3_2_PLUS:
+        return params.deep_merge(values)
+    # Airflow 3.1: the DAG's params are an SDK ParamsDict; create_dagrun() merges a run's conf this way.
+    import copy
+
+    merged = copy.deepcopy(params)
+    merged.update(values)
+    return merged
+
+
+# --- the API server -------------------------------------------------------------------------------------
+
+
+def session_user_wins_over_bearer(request: Any) -> bool:
+    """
+    Whether Airflow's ``get_user`` takes the user its ``JWTRefreshMiddleware`` built from the session
+    cookie even when the request also carries a bearer token: before 3.3 that user wins, from 3.3 on an
+    explicit bearer token always does.
+    """
+    return not AIRFLOW_V_3_3_PLUS and getattr(request.state, "user", None) is not None
+
+
+# --- the CLI ------------------------------------------------------------------------------------------
+
+
+def add_cli_commands_without_provider_cli() -> None:
+    """
+    Airflow 3.1 has no CLI hook for providers (the provider info ``cli`` key arrived in 3.2): in an
+    ``airflow`` CLI process, add ``airflow resume`` to Airflow's command table before its parser copies
+    it. Called while ``import airflow`` loads the ``airflow.policy`` entry points, which is before
+    ``airflow.__main__`` imports the parser.
+    """
+    import sys
+    from itertools import pairwise
+    from pathlib import Path
+
+    if AIRFLOW_V_3_2_PLUS or "airflow.cli.cli_parser" in sys.modules:
+        return
+    # The airflow command, or python -m airflow (whose argv[0] is still "-m" while airflow imports).
+    if Path(sys.argv[0]).name != "airflow" and ("-m", "airflow") not in pairwise(sys.orig_argv):
+        return
+    from airflow.cli import cli_config
+
+    from airflow_resume_provider.cli import get_cli_commands
+
+    cli_config.core_commands.extend(get_cli_commands())
+
+
+# --- the task state store (Airflow 3.3, AIP-103) --------------------------------------------------------
+
+
+def task_state_store_model() -> type | None:
+    """Airflow's ``task_state_store`` table (``TaskStateStoreModel``), or None before Airflow 3.3."""
+    try:
+        from airflow.models.task_state_store import TaskStateStoreModel
+    except ImportError:
+        return None
+    return TaskStateStoreModel

@@ -39,7 +39,7 @@ from airflow_resume_provider.structure import linear_order, structure_hash
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    from airflow_resume_provider.airflow_internals import RuntimeTaskInstance
 
 log = logging.getLogger(__name__)
 

@@ -89,6 +89,10 @@ RESUME_COMMANDS = (
 
 
 def get_cli_commands() -> list[GroupCommand]:
+    from airflow_resume_provider.compat import airflow_supported
+
+    if not airflow_supported():
+        return []
     return [
         GroupCommand(
             name="resume",
@@ -128,6 +132,8 @@ def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None
     if plan:
         from airflow.cli.simple_table import AirflowConsole
 
+        from airflow_resume_provider.ui.page import carried
+
         AirflowConsole().print_as(
             [
                 {
@@ -135,6 +141,7 @@ def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None
                     "action": step.action,
                     "resume point": "yes" if step.resume_point else "",
                     "restored from": step.source or "",
+                    "reattaches to": ", ".join(carried(entry) for entry in step.carries),
                 }
                 for step in plan
             ],

@@ -10,9 +10,10 @@ resumed from (:class:`~airflow_resume_provider.state.chain.ChainScope`).
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import marker, retention
+from airflow_resume_provider import carry, marker, retention
 from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import (
     NonLinearDagError,
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 
 # Audit-log events of Airflow's API that can set a task instance or a run to failed by hand.
 MANUAL_STATE_EVENTS = ("patch_task_instance", "bulk_task_instances", "patch_dag_run", "bulk_dag_runs")
+#: Those of them whose rows may name the run only in the request body.
+BULK_STATE_EVENTS = ("bulk_task_instances", "bulk_dag_runs")
+#: How far the API server's clock (audit rows) may be ahead of the one that ended the run.
+AUDIT_CLOCK_SKEW = timedelta(hours=1)
 #: How many runs back a lineage is followed at most.
 MAX_LINEAGE = 1000
 
@@ -152,36 +157,56 @@ def _failed_entities(event: str, extra: dict[str, Any], row_run_id: str | None, 
             yield entity.get("dag_id"), run_id, task_id
 
 
-def manual_kill_from_audit_log(session: Session, dag_id: str, run_id: str, failed_ti: Any) -> str | None:
+def manual_kill_from_audit_log(
+    session: Session, dag_id: str, run_id: str, failed_ti: Any, *, run_ended: datetime | None = None
+) -> str | None:
     """
     Why the run counts as stopped by hand, per Airflow's audit log, or None.
 
     Only a "set to failed" of the failed task (or of the run) asked for after that task's last start
     counts: a task failed by hand, cleared and then failed by itself is resumable. Airflow writes the
     row before it checks the request, so a row alone is a request, not proof; see :func:`gather_facts`.
+
+    :param run_ended: when the run ended; a bulk request made more than :data:`AUDIT_CLOCK_SKEW` later
+        cannot have stopped it.
     """
     from airflow.models.log import Log
     from sqlalchemy import select
 
-    query = select(Log.event, Log.owner, Log.dag_id, Log.run_id, Log.task_id, Log.extra, Log.dttm).where(
-        Log.dag_id.in_([dag_id, "~"]), Log.event.in_(MANUAL_STATE_EVENTS)
-    )
+    columns = (Log.id, Log.event, Log.owner, Log.dag_id, Log.run_id, Log.task_id, Log.extra, Log.dttm)
+    # Each lookup is bounded by what concerns this run, never by the DAG's whole history (the log table
+    # gets rows for every task attempt): requests whose path names the failed task or the run, by
+    # equality on Airflow's (dag_id, task_id, run_id) index (one query per task_id: an OR of the two
+    # would use only the index's dag_id); and bulk requests, which may name the run only in their body,
+    # by event (people's bulk actions, few) and by time (while the failed attempt could be stopped).
+    queries = [
+        select(*columns).where(
+            Log.dag_id.in_([dag_id, "~"]), task, Log.run_id == run_id, Log.event.in_(MANUAL_STATE_EVENTS)
+        )
+        for task in (Log.task_id == failed_ti.task_id, Log.task_id.is_(None))
+    ]
+    bulk = select(*columns).where(Log.event.in_(BULK_STATE_EVENTS))
+    if run_ended is not None:
+        bulk = bulk.where(Log.dttm <= run_ended + AUDIT_CLOCK_SKEW)
+    queries.append(bulk)
     if failed_ti.start_date is not None:
-        query = query.where(Log.dttm >= failed_ti.start_date)
-    for event, owner, row_dag_id, row_run_id, row_task_id, extra, dttm in session.execute(
-        query.order_by(Log.dttm)
-    ):
+        queries = [query.where(Log.dttm >= failed_ti.start_date) for query in queries]
+    rows = {row.id: row for query in queries for row in session.execute(query)}
+    for row in sorted(rows.values(), key=lambda r: (r.dttm is None, r.dttm or 0, r.id)):
+        if row.dag_id not in (dag_id, "~"):
+            continue
         for entity_dag, entity_run, entity_task in _failed_entities(
-            event, _json_object(extra), row_run_id, row_task_id
+            row.event, _json_object(row.extra), row.run_id, row.task_id
         ):
-            if (entity_dag or row_dag_id) != dag_id or entity_run != run_id:
+            if (entity_dag or row.dag_id) != dag_id or entity_run != run_id:
                 continue
             if entity_task not in (None, failed_ti.task_id):
                 continue
             what = f"task {entity_task!r}" if entity_task else "the run"
             return (
-                f"DAG {dag_id!r}, run {run_id!r}: {what} was set to failed by {owner or 'a user'} "
-                f"({event} at {dttm}); a run stopped on purpose is never resumed. Trigger a new run instead."
+                f"DAG {dag_id!r}, run {run_id!r}: {what} was set to failed by {row.owner or 'a user'} "
+                f"({row.event} at {row.dttm}); a run stopped on purpose is never resumed. Trigger a new run "
+                "instead."
             )
     return None
 
@@ -258,8 +283,10 @@ def params_problem(dag: Any, run_conf: dict[str, Any], recorded: dict[str, Any])
     """Why the DAG's current params refuse the original run's values (and conf), or None."""
     from airflow.exceptions import ParamValidationError
 
+    from airflow_resume_provider.airflow_internals import params_with
+
     values = {k: v for k, v in recorded.items() if k not in (PARAM_NAME, CONF_KEY) and k in dag.params}
-    merged = dag.params.deep_merge({**values, **run_conf})
+    merged = params_with(dag.params, {**values, **run_conf})
     try:
         merged.validate()
     except (ParamValidationError, ValueError, TypeError) as err:
@@ -335,7 +362,9 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
     if facts.state_expired:
         return facts
     failed_ti = tis[facts.failed_task_id]
-    requested_kill = manual_kill_from_audit_log(session, dag_id, run_id, failed_ti)
+    requested_kill = manual_kill_from_audit_log(
+        session, dag_id, run_id, failed_ti, run_ended=dag_run.end_date
+    )
     scope = ChainScope(
         dag_id=dag_id,
         run_ids=lineage_run_ids(session, dag_id, run_id, own),
@@ -403,4 +432,6 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
             f"{where}: the DAG's params no longer accept the original run's values: {problem}. A resume "
             "replays the original inputs: make the params accept them again, or trigger a new run."
         )
+    if settings.carry_task_state:  # what the tasks that run again reattach to (Airflow 3.3+)
+        facts.carried = carry.carried_entries(session, dag_run, carry.tasks_to_run(facts.chain, point))
     return facts

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_resume_provider import listener
+from airflow_resume_provider import compat, listener
 
 URL_PREFIX = "/resume"
 
@@ -45,13 +45,14 @@ def _external_views() -> list[dict[str, Any]]:
 
 class ResumePlugin(AirflowPlugin):
     name = "resume"
-    listeners = [listener]
+    # On an Airflow below the provider's floor the plugin registers nothing (compat logs why).
+    listeners = [listener] if compat.airflow_supported() else []
 
     # Built on first access (only the API server asks), so task processes never import FastAPI.
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        return _fastapi_apps()
+        return _fastapi_apps() if compat.airflow_supported() else []
 
     @property
     def external_views(self) -> list[dict[str, Any]]:  # type: ignore[override]
-        return _external_views()
+        return _external_views() if compat.airflow_supported() else []

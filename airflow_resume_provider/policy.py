@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from airflow.policies import hookimpl
 
+from airflow_resume_provider import airflow_internals
+from airflow_resume_provider.compat import airflow_supported
 from airflow_resume_provider.exceptions import NonLinearDagError, ResumeConfigError
 from airflow_resume_provider.settings import RETRIES_TAG, settings_for
 from airflow_resume_provider.structure import linear_order
@@ -18,11 +20,16 @@ from airflow_resume_provider.structure import linear_order
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
+# Airflow 3.1 only: this module is what Airflow loads before its CLI parser (see airflow_internals).
+airflow_internals.add_cli_commands_without_provider_cli()
+
 
 @hookimpl
 def dag_policy(dag: DAG) -> None:
     from airflow.exceptions import AirflowClusterPolicyViolation
 
+    if not airflow_supported():
+        return
     try:
         settings = settings_for(dag)
         if settings.enabled:
@@ -37,7 +44,7 @@ def dag_policy(dag: DAG) -> None:
 def task_policy(task) -> None:
     """In DAGs with resume enabled, tasks of resumed runs see the original run's context."""
     dag = getattr(task, "dag", None)
-    if dag is None:
+    if dag is None or not airflow_supported():
         return
     try:
         enabled = settings_for(dag).enabled

@@ -65,6 +65,19 @@ class RunFacts:
     warnings: list[str] = field(default_factory=list)
     #: The folders state is read from, to show state files by their path relative to them.
     roots: list[StateRoot] = field(default_factory=list)
+    #: task_id -> task state store entries a resume carries into the new run (``{"key", "value",
+    #: "map_index"}``, values masked), for the tasks that run again.
+    carried: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class CarriedEntry(BaseModel):
+    """A task state store entry (e.g. an external job id) copied into the resumed run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    value: str = Field(description="The stored value, secrets masked, shortened if long.")
+    map_index: int = -1
 
 
 class PlanStep(BaseModel):
@@ -78,6 +91,10 @@ class PlanStep(BaseModel):
     resume_point: bool = False
     source: str | None = Field(default=None, description="State file the restored values come from.")
     xcom_keys: list[str] = Field(default_factory=list)
+    carries: list[CarriedEntry] = Field(
+        default_factory=list,
+        description="Task state store entries copied into the resumed run (the task reattaches to them).",
+    )
 
 
 class Plan(BaseModel):
@@ -224,7 +241,11 @@ def build_plan(facts: RunFacts) -> list[PlanStep]:
         else:
             steps.append(
                 PlanStep(
-                    task_id=shape.task_id, task_type=shape.task_type, action="run", resume_point=i == cut
+                    task_id=shape.task_id,
+                    task_type=shape.task_type,
+                    action="run",
+                    resume_point=i == cut,
+                    carries=[CarriedEntry(**entry) for entry in facts.carried.get(shape.task_id, [])],
                 )
             )
     return steps

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from airflow_resume_provider import marker, metrics
+from airflow_resume_provider import airflow_internals, carry, marker, metrics
 from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
@@ -289,7 +289,6 @@ def _create_resumed_run(
     note: str | None,
     parent_failure: list[Any] | None,
 ) -> marker.RunMarker:
-    from airflow.models.xcom import XComModel
     from airflow.utils.state import DagRunState, TaskInstanceState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
@@ -315,7 +314,8 @@ def _create_resumed_run(
     )
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
     note = note or f"Resumed from {source.run_id} at {point}"
-    new_run = dag.create_dagrun(
+    new_run = airflow_internals.create_dagrun(
+        dag,
         run_id=new_run_id,
         logical_date=None,
         data_interval=None,
@@ -339,26 +339,27 @@ def _create_resumed_run(
     session.flush()
     for task in restored.values():
         for xcom in task.xcoms:
-            XComModel.set(
+            airflow_internals.set_xcom_stored(
+                session,
                 xcom.key,
                 xcom.value,
                 dag_id=dag.dag_id,
                 task_id=task.task_id,
                 run_id=new_run_id,
                 map_index=-1,
-                serialize=False,
-                session=session,
             )
         if task.state_ref is not None:
             # The same announcement the task made when it ran, so later captures link to its state.
-            XComModel.set(
+            airflow_internals.set_xcom_stored(
+                session,
                 XCOM_STATE_REF,
                 {"path": task.state_ref.path, "digest": task.state_ref.digest, "xcom_keys": task.extra_keys},
                 dag_id=dag.dag_id,
                 task_id=task.task_id,
                 run_id=new_run_id,
-                serialize=False,
-                session=session,
             )
+    if facts.settings is not None and facts.settings.carry_task_state:
+        # The tasks that run again reattach to their external jobs instead of submitting new ones.
+        carry.copy_entries(session, source, new_run, carry.tasks_to_run(chain, point))
     session.flush()
     return record

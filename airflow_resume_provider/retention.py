@@ -324,6 +324,7 @@ def _resume_was_enabled(session: Session, rows: list[_Row]) -> Callable[[_Row], 
     """Whether the DAG version each run was created with had resume enabled (else: nothing was captured)."""
     from airflow.models.dagbag import DBDagBag
 
+    from airflow_resume_provider.airflow_internals import dag_of_version
     from airflow_resume_provider.settings import settings_for
 
     bag = DBDagBag()
@@ -333,7 +334,7 @@ def _resume_was_enabled(session: Session, rows: list[_Row]) -> Callable[[_Row], 
         if key in enabled:
             continue
         try:
-            dag = bag.get_dag(row.version_id, session=session) if row.version_id else None
+            dag = dag_of_version(bag, row.version_id, session=session) if row.version_id else None
             dag = dag or bag.get_latest_version_of_dag(row.dag_id, session=session)
             enabled[key] = dag is not None and settings_for(dag).enabled
         except Exception:  # an invalid resume param: the DAG was an import error, nothing was captured

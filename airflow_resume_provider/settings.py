@@ -46,6 +46,9 @@ class ResumeSettings(BaseModel):
     retry_message_pattern: StrictStr | None = None
     #: Stop retrying when the same task fails with the same error twice in a row.
     stop_on_repeated_error: StrictBool = True
+    #: Copy the task state store entries (e.g. external job ids) of the tasks that run again into the
+    #: resumed run, so durable operators reattach to their jobs (Airflow 3.3 and later).
+    carry_task_state: StrictBool = True
 
     @field_validator("retry_message_pattern")
     @classmethod
@@ -63,7 +66,7 @@ DISABLED = ResumeSettings(enabled=False)
 ACCEPTED_KEYS = (
     "enabled (bool), retries (int 0-100), retry_delay (seconds, 0 to 604800), on_retry (bool), "
     "retry_exceptions (list of exception type names), retry_message_pattern (regex), "
-    "stop_on_repeated_error (bool)"
+    "stop_on_repeated_error (bool), carry_task_state (bool)"
 )
 
 

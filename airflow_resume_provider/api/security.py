@@ -17,6 +17,8 @@ from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials  # noqa: TC002 - FastAPI resolves it at runtime
 
+from airflow_resume_provider import airflow_internals
+
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
@@ -101,7 +103,13 @@ def _check_csrf(
     # ``bearer_scheme`` and, when that yields credentials, authenticates by them alone (or refuses the
     # request). A header that merely starts with "Bearer" but holds no token (blank, or whitespace
     # such as a non-breaking space) yields none, and ``get_user`` falls back to the session cookie.
-    if bearer is not None and bearer.scheme.lower() == "bearer" and bearer.credentials:
+    # Before Airflow 3.3 a valid session cookie wins over any bearer token, so the cookie is what counts.
+    if (
+        bearer is not None
+        and bearer.scheme.lower() == "bearer"
+        and bearer.credentials
+        and not airflow_internals.session_user_wins_over_bearer(request)
+    ):
         return
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:

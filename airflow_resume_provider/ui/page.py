@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_resume_provider.resumability import RunFacts, Verdict
+    from airflow_resume_provider.resumability import CarriedEntry, RunFacts, Verdict
 
 PREVIEW_CHARS = 300
 
@@ -36,6 +36,12 @@ def preview(value: Any, name: str | None = None) -> str:
     return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f"… ({len(text)} characters)"
 
 
+def carried(entry: CarriedEntry) -> str:
+    """A carried task state store entry as ``key=value`` (``key[i]=value`` for a mapped task)."""
+    index = f"[{entry.map_index}]" if entry.map_index >= 0 else ""
+    return f"{entry.key}{index}={entry.value}"
+
+
 @dataclass
 class Step:
     task_id: str
@@ -46,6 +52,8 @@ class Step:
     can_resume_here: bool
     #: (key, masked preview of the value) or, when values are hidden, (key, size of the value).
     xcoms: list[tuple[str, str]] = field(default_factory=list)
+    #: Task state store entries the resumed run carries, as ``key=value`` (values masked).
+    carries: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -90,6 +98,7 @@ def build(
                         else []
                     )
                 ],
+                carries=[carried(entry) for entry in step.carries],
             )
         )
     inputs: list[tuple[str, str]] = []

@@ -135,6 +135,22 @@ def test_a_blank_bearer_header_does_not_skip_the_csrf_check(stack):
     assert resumed_as(stack, run_id) == resp.json()["dag_run_id"]
 
 
+def test_a_bearer_token_that_does_not_authenticate_does_not_skip_the_csrf_check(stack):
+    # Before Airflow 3.3 a session user built from the cookie wins over a bearer token in the same
+    # request: a made-up token beside the victim's cookie must not exempt the request from CSRF.
+    run_id = fail_a_run(stack)
+    runs_before = run_count(stack)
+    forged = httpx.post(
+        stack.url + resume_post_url(run_id),
+        headers={"Authorization": "Bearer not-a-token"},
+        cookies={"_token": stack.token("admin")},
+        timeout=60,
+    )
+    assert forged.status_code in (401, 403), forged.text  # 3.3 refuses the token, 3.1/3.2 the CSRF
+    assert run_count(stack) == runs_before
+    assert resumed_as(stack, run_id) is None
+
+
 # --- 3. Bounded request bodies and validation errors ----------------------------------------------
 
 

@@ -185,3 +185,21 @@ def test_retry_filters_are_validated():
         parse_settings({"retry_message_pattern": "(unclosed"}, dag_id="d")
     with pytest.raises(ResumeConfigError, match=r"key 'retry_exceptions'"):
         parse_settings({"retry_exceptions": "TimeoutError"}, dag_id="d")
+
+
+def test_carry_task_state_is_on_by_default_and_can_be_turned_off():
+    assert parse_settings(True, dag_id="d").carry_task_state is True
+    assert parse_settings({}, dag_id="d").carry_task_state is True
+    assert parse_settings({"carry_task_state": False}, dag_id="d").carry_task_state is False
+    dag = make_dag("resume_no_carry", {"resume": {"carry_task_state": False}})
+    assert settings_for(dag).carry_task_state is False
+
+
+@pytest.mark.parametrize(("value", "got"), [("false", "'false'"), (0, "0"), (None, "None")])
+def test_carry_task_state_accepts_only_a_bool(value, got):
+    with pytest.raises(ResumeConfigError) as exc:
+        parse_settings({"carry_task_state": value}, dag_id="my_dag")
+    message = str(exc.value)
+    assert "DAG 'my_dag'" in message
+    assert f"key 'carry_task_state': Input should be a valid boolean (got {got})" in message
+    assert "carry_task_state (bool)" in message  # named among the accepted keys

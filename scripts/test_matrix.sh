@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs the integration and end-to-end tests (SQLite, LocalExecutor) on older Airflow releases, one
+# release at a time, each in its own virtualenv .venv-<release> pinned by constraints/airflow-<release>.txt
+# (the main .venv and constraints.txt hold the newest release; scripts/test.sh tests that one).
+#
+#   bash scripts/test_matrix.sh            # every release that has a pins file: 3.1 and 3.2
+#   bash scripts/test_matrix.sh 3.2        # one release
+#
+# Extra pytest arguments go after "--", e.g. `bash scripts/test_matrix.sh 3.1 -- -x tests/e2e/test_page_e2e.py`
+# (given paths replace the default tests/integration tests/e2e).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+releases=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+  releases+=("$1")
+  shift
+done
+[ "${1:-}" = "--" ] && shift
+if [ ${#releases[@]} -eq 0 ]; then
+  releases=(3.1 3.2)
+fi
+pytest_args=("$@")
+if ! printf '%s\n' "${pytest_args[@]}" | grep -q '^tests/'; then
+  # The cluster suite (CeleryExecutor, PostgreSQL) is not part of the matrix (SQLite, LocalExecutor).
+  pytest_args+=(tests/integration tests/e2e --ignore=tests/e2e/test_cluster_e2e.py)
+fi
+for release in "${releases[@]}"; do
+  if [ ! -f "constraints/airflow-$release.txt" ]; then
+    echo "No pins for Airflow $release: constraints/airflow-$release.txt is missing." >&2
+    exit 2
+  fi
+done
+
+# Creates (or reuses) .venv-<release>; reinstalls when pyproject.toml or the release's pins changed.
+setup_venv() {
+  local release=$1 venv=".venv-$1" pins="constraints/airflow-$1.txt"
+  if [ ! -x "$venv/bin/python" ]; then
+    "$PYTHON" -m venv "$venv"
+  fi
+  local stamp
+  stamp="$venv/.installed-$(cat pyproject.toml "$pins" | sha256sum | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "Installing Airflow $release into $venv (pinned by $pins)"
+    if ! { "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pip==26.3" &&
+      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c "$pins" -e ".[s3,test]"; } \
+      >"$venv/install.log" 2>&1; then
+      cat "$venv/install.log" >&2
+      return 1
+    fi
+    rm -f "$venv"/.installed-*
+    touch "$stamp"
+  fi
+}
+
+summary=()
+status=0
+for release in "${releases[@]}"; do
+  setup_venv "$release"
+  installed=$(".venv-$release/bin/python" -c 'from importlib.metadata import version; print(version("apache-airflow"))')
+  echo "=== Airflow $installed (.venv-$release): pytest ${pytest_args[*]}"
+  started=$SECONDS
+  # The test tools start the airflow commands of the interpreter that runs pytest (sys.executable).
+  if PATH="$PWD/.venv-$release/bin:$PATH" RESUME_TEST_DB=sqlite \
+    ".venv-$release/bin/python" -m pytest -p no:cacheprovider "${pytest_args[@]}"; then
+    result=passed
+  else
+    result=FAILED
+    status=1
+  fi
+  summary+=("Airflow $installed: $result in $((SECONDS - started)) s")
+done
+echo "=== Matrix (SQLite, LocalExecutor)"
+printf '%s\n' "${summary[@]}"
+exit $status
