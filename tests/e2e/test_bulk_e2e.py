@@ -111,12 +111,12 @@ def test_dag_tab_lists_failed_runs_newest_first_with_verdicts(stack):
     resp = dag_page(stack)
     assert resp.status_code == 200
     text = resp.text
-    newest, older = (
-        text.index(f'data-run="{html.escape(runs[1])}"'),
-        text.index(f'data-run="{html.escape(runs[0])}"'),
-    )
-    assert newest < older
-    assert f'value="{html.escape(runs[1])}"' in text  # a checkbox to select it
+    # The two ran side by side: "newest" is by when each ended, not by when it was triggered.
+    with stack.client() as c:
+        ended = {r: c.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{q(r)}").json()["end_date"] for r in runs}
+    older, newest = sorted(runs, key=lambda r: ended[r])
+    assert text.index(f'data-run="{html.escape(newest)}"') < text.index(f'data-run="{html.escape(older)}"')
+    assert f'value="{html.escape(newest)}"' in text  # a checkbox to select it
     assert 'data-status="resumable"' in text and "Resumable</span> at <code>transform</code>" in text
     assert 'id="resume-btn"' in text and '"csrf_token": "' in text and '"csrf_token": ""' not in text
     assert f"/resume/api/v1/dags/{DAG_ID}/dagRuns/resume" in text
