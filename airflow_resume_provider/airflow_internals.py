@@ -105,7 +105,16 @@ def wrap_xcom_push(after_push: Callable[[Any, str, Callable[..., Any]], None]) -
 
 
 def _initialized(stats: Any, stats_utils: Any) -> Any:
-    """``stats`` (an ``observability.metrics.stats`` module), set up from ``[metrics]`` if no one did yet."""
+    """
+    The ``observability.metrics.stats`` module's metrics (a module from 3.3 on, its ``Stats`` class in
+    3.2), set up from ``[metrics]`` if no one did yet.
+    """
+    if not AIRFLOW_V_3_3_PLUS:
+        cls = stats.Stats
+        # Nobody set it up (the API server never does in 3.2): a first use then fell back to no metrics.
+        if cls.factory is None or getattr(cls.factory, "__name__", "") == "NoStatsLogger":
+            cls.initialize(factory=stats_utils.get_stats_factory(cls))
+        return cls
     if getattr(stats, "_factory", None) is None:
         from airflow.configuration import conf
 
@@ -145,6 +154,23 @@ def server_stats() -> Any:
     from airflow.observability.metrics import stats_utils
 
     return _initialized(stats, stats_utils)
+
+
+# --- DAGs and tasks ----------------------------------------------------------------------------------
+
+
+def param_is_the_tasks_own(task: Any, key: str) -> bool:
+    """Whether the task's param ``key`` (one it has) was set on the task (``@task(params=...)``)."""
+    param = task.params.get_param(key)
+    if AIRFLOW_V_3_2_PLUS:
+        return getattr(param, "source", None) == "task"
+    # Airflow 3.1 does not record where a param came from: one the DAG lacks or defines otherwise is
+    # the task's (a task param equal to the DAG's changes nothing either way).
+    dag_params = getattr(getattr(task, "dag", None), "params", None)
+    if dag_params is None or key not in dag_params:
+        return True
+    dag_param = dag_params.get_param(key)
+    return (param.value, param.schema) != (dag_param.value, dag_param.schema)
 
 
 # --- the metadata database (server side: API server, scheduler, CLI) -----------------------------------
@@ -215,16 +241,21 @@ def dag_of_version(bag: Any, version_id: Any, *, session: Session) -> Any:
     return bag._get_dag(version_id, session=session)  # Airflow 3.1: the same method, still private
 
 
-def params_with(params: Any, values: Mapping[str, Any]) -> Any:
-    """A serialized DAG's params with ``values`` applied (a new object with ``validate()``)."""
+def validate_params_with(params: Any, values: Mapping[str, Any]) -> None:
+    """
+    Validate a serialized DAG's params with ``values`` applied, as creating a run with them would;
+    raises ``ParamValidationError`` (or ``ValueError`` / ``TypeError``) when they refuse a value.
+    """
     if AIRFLOW_V_3_2_PLUS:
-        return params.deep_merge(values)
-    # Airflow 3.1: the DAG's params are an SDK ParamsDict; create_dagrun() merges a run's conf this way.
+        params.deep_merge(values).validate()
+        return
+    # Airflow 3.1: the params are an SDK ParamsDict, which validates each value as it is set; its
+    # create_dagrun() merges a run's conf this way.
     import copy
 
     merged = copy.deepcopy(params)
     merged.update(values)
-    return merged
+    merged.validate()
 
 
 # --- the API server -------------------------------------------------------------------------------------

@@ -283,12 +283,11 @@ def params_problem(dag: Any, run_conf: dict[str, Any], recorded: dict[str, Any])
     """Why the DAG's current params refuse the original run's values (and conf), or None."""
     from airflow.exceptions import ParamValidationError
 
-    from airflow_resume_provider.airflow_internals import params_with
+    from airflow_resume_provider.airflow_internals import validate_params_with
 
     values = {k: v for k, v in recorded.items() if k not in (PARAM_NAME, CONF_KEY) and k in dag.params}
-    merged = params_with(dag.params, {**values, **run_conf})
     try:
-        merged.validate()
+        validate_params_with(dag.params, {**values, **run_conf})
     except (ParamValidationError, ValueError, TypeError) as err:
         return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return None

@@ -120,10 +120,12 @@ def _restore_params(params: Any, recorded: dict[str, Any], task: Any, run_conf: 
 
 def is_task_level_param(task: Any, key: str) -> bool:
     """Whether ``key`` is one of the task's own params (``@task(params=...)``), not the DAG's."""
+    from airflow_resume_provider.airflow_internals import param_is_the_tasks_own
+
     task_params = getattr(task, "params", None)
     if task_params is None or key not in task_params:
         return False
-    return getattr(task_params.get_param(key), "source", None) == "task"
+    return param_is_the_tasks_own(task, key)
 
 
 def wrap_render_template_fields(task: Any) -> None:

@@ -19,7 +19,10 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do
 done
 [ "${1:-}" = "--" ] && shift
 if [ ${#releases[@]} -eq 0 ]; then
-  releases=(3.1 3.2)
+  for pins in constraints/airflow-*.txt; do
+    release=${pins#constraints/airflow-}
+    releases+=("${release%.txt}")
+  done
 fi
 pytest_args=("$@")
 if ! printf '%s\n' "${pytest_args[@]}" | grep -q '^tests/'; then

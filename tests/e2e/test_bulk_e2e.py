@@ -17,10 +17,13 @@ BULK = f"/resume/api/v1/dags/{DAG_ID}/dagRuns/resume"
 
 
 def failed_runs(stack, n: int) -> list[str]:
+    """``n`` failed runs, each ended before the next starts: the list is oldest first by any measure (the
+    scheduler may start runs queued together in either order)."""
     stack.set_variable("resume_example_fail", "true")
-    run_ids = [stack.trigger(DAG_ID) for _ in range(n)]
-    for run_id in run_ids:
-        assert stack.wait_for_run(DAG_ID, run_id) == "failed"
+    run_ids = []
+    for _ in range(n):
+        run_ids.append(stack.trigger(DAG_ID))
+        assert stack.wait_for_run(DAG_ID, run_ids[-1]) == "failed"
     return run_ids
 
 
