@@ -86,7 +86,7 @@ def finished(stack, dag_id: str, run_id: str) -> str:
 def write_dag(stack, name: str, source: str) -> None:
     """Write (or rewrite) a DAG file into the stack's DAG folder and serialize it at once."""
     (stack.dags / f"{name}.py").write_text(source)
-    stack.cli("dags", "reserialize", timeout=600)
+    stack.reserialize()
     stack.wait_for_dag(name)
 
 
@@ -465,7 +465,7 @@ def kill_dags(stack):
     path = stack.dags / "resume_test_kills.py"
     if not path.exists():
         path.write_text(KILL_DAG)
-        stack.cli("dags", "reserialize", timeout=600)
+        stack.reserialize()
     stack.wait_for_dag("resume_test_kill_cleared")
     stack.wait_for_dag("resume_test_kill_denied")
 

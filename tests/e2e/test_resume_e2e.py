@@ -107,12 +107,12 @@ def test_a_task_marked_failed_by_hand_is_refused(stack):
 def test_structure_change_is_refused_with_the_change_named(stack):
     dag_file = stack.dags / "resume_test_mutable.py"
     dag_file.write_text(MUTABLE_DAG.format(steps='["one", "two", "three"]'))
-    stack.cli("dags", "reserialize")
+    stack.reserialize()
     run_id = stack.trigger("resume_test_mutable")
     assert stack.wait_for_run("resume_test_mutable", run_id) == "failed"
 
     dag_file.write_text(MUTABLE_DAG.format(steps='["one", "three", "two"]'))
-    stack.cli("dags", "reserialize")
+    stack.reserialize()
     with stack.client() as c:
         verdict = c.get(resume_url("resume_test_mutable", run_id)).json()
         assert verdict["reason_code"] == "structure_changed", verdict
@@ -124,7 +124,7 @@ def test_structure_change_is_refused_with_the_change_named(stack):
     dag_file.write_text(
         MUTABLE_DAG.format(steps='["one", "two", "three"]').replace("raise ValueError", "print")
     )
-    stack.cli("dags", "reserialize")
+    stack.reserialize()
     with stack.client() as c:
         resp = c.post(resume_url("resume_test_mutable", run_id) + "/resume")
         assert resp.status_code == 201, resp.text
