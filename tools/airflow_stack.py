@@ -126,7 +126,9 @@ class AirflowStack:
             done = self.cli("dags", "reserialize", check=False, timeout=timeout)
             if done.returncode == 0:
                 return
-            duplicate = "UNIQUE constraint failed: dag." in done.stderr or "duplicate key value" in done.stderr
+            duplicate = (
+                "UNIQUE constraint failed: dag." in done.stderr or "duplicate key value" in done.stderr
+            )
             if not duplicate:
                 break
         raise AssertionError(f"airflow dags reserialize exited {done.returncode}:\n{done.stderr[-3000:]}")
