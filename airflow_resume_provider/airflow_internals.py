@@ -53,13 +53,19 @@ def xcom_values(ti: Any, task_id: str, key: str) -> list[Any]:
 
 
 def xcom_value(ti: Any, task_id: str, key: str, map_index: int = -1) -> Any:
-    """One XCom value of a task in ``ti``'s run (deserialized), or None."""
+    """One XCom value of a task (map index) in ``ti``'s run, as Airflow stores it, or None."""
     from airflow.sdk.execution_time.comms import GetXCom, XComResult
 
     msg = _comms().send(
         GetXCom(key=key, dag_id=ti.dag_id, run_id=ti.run_id, task_id=task_id, map_index=map_index)
     )
     return msg.value if isinstance(msg, XComResult) else None
+
+
+def task_instance_count(ti: Any, task_id: str) -> int:
+    """How many task instances (map indexes, for a mapped task) ``task_id`` has in ``ti``'s run."""
+    cls: Any = runtime_task_instance_class()
+    return int(cls.get_ti_count(ti.dag_id, task_ids=[task_id], run_ids=[ti.run_id]))
 
 
 def run_conf_from_server(ti: Any) -> dict[str, Any] | None:
@@ -156,6 +162,30 @@ def server_stats() -> Any:
     return _initialized(stats, stats_utils)
 
 
+# --- object storage ----------------------------------------------------------------------------------
+
+
+def check_object_storage_url(url: str) -> None:
+    """
+    Build ``ObjectStoragePath(url)`` as a check that a filesystem implementation knows its scheme;
+    raises ``ValueError`` when none does. Nothing is read and no connection is looked up.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    path = ObjectStoragePath(url)  # 3.2+ (universal_pathlib 0.3): refuses an unknown scheme here
+    if AIRFLOW_V_3_2_PLUS:
+        return
+    # Airflow 3.1 (universal_pathlib < 0.3, its ObjectStoragePath without protocol dispatch) builds a
+    # path for any scheme, e.g. cloudwatch://, and fails only at its first use ("No filesystem
+    # registered for scheme ..."), which then reads as an unreadable state file (state_invalid) instead
+    # of a folder that cannot hold files: refuse the scheme here, by the check universal_pathlib 0.3
+    # makes when it builds the path.
+    from upath.registry import get_upath_class
+
+    if get_upath_class(path.protocol) is None:
+        raise ValueError(f"Unsupported filesystem: {path.protocol!r}")
+
+
 # --- DAGs and tasks ----------------------------------------------------------------------------------
 
 
@@ -232,6 +262,72 @@ def set_xcom_stored(
         )
     )
     session.flush()
+
+
+def expand_mapped_task(dag: Any, task_id: str, run_id: str, *, session: Session) -> list[Any]:
+    """Create the map indexes of a mapped task in a run now, as the scheduler would when it gets there
+    (from the upstream task's recorded map length, or the DAG's literal values); all its task
+    instances, in map-index order."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskmap import TaskMap
+    from sqlalchemy import select
+
+    TaskMap.expand_mapped_task(dag.get_task(task_id), run_id, session=session)
+    session.flush()
+    return list(
+        session.scalars(
+            select(TaskInstance)
+            .where(
+                TaskInstance.dag_id == dag.dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == task_id,
+            )
+            .order_by(TaskInstance.map_index)
+        )
+    )
+
+
+def mapped_count_in_run(dag: Any, task_id: str, run_id: str, *, session: Session) -> int | None:
+    """How many map indexes the current DAG's mapped task would get in ``run_id`` (from that run's
+    recorded upstream map lengths, or the DAG's literal values); None when that cannot be known."""
+    from airflow.serialization.definitions.mappedoperator import get_mapped_ti_count
+
+    try:
+        return int(get_mapped_ti_count(dag.get_task(task_id), run_id, session=session))
+    except Exception:  # NotFullyPopulated, or a release where this is not how it is counted
+        return None
+
+
+def record_map_length(session: Session, dag: Any, task_id: str, run_id: str, stored_value: Any) -> None:
+    """Record how many values a task's return value maps a downstream task over (Airflow's ``task_map``
+    row, written when the task pushes it), when a downstream mapped task expands over it."""
+    from airflow.models.taskmap import TaskMap
+
+    if next(dag.get_task(task_id).iter_mapped_dependants(), None) is None:
+        return
+    value = _deserialize_stored(stored_value)
+    if isinstance(value, (list, tuple, dict)):
+        session.merge(
+            TaskMap(
+                dag_id=dag.dag_id, task_id=task_id, run_id=run_id, map_index=-1, length=len(value), keys=None
+            )
+        )
+
+
+def _deserialize_stored(value: Any) -> Any:
+    """An XCom value in Airflow's stored form (serde form, JSON text when the Task SDK wrote it), as the
+    task returned it."""
+    import importlib
+    import json
+
+    # The Task SDK's serde (Airflow 3.2+), else airflow-core's (3.1).
+    module = "airflow.sdk.serde" if AIRFLOW_V_3_2_PLUS else "airflow.serialization.serde"
+    try:
+        if isinstance(value, str):
+            value = json.loads(value)
+        return importlib.import_module(module).deserialize(value)
+    except Exception:
+        return value
 
 
 def dag_of_version(bag: Any, version_id: Any, *, session: Session) -> Any:

@@ -34,7 +34,7 @@ from airflow_resume_provider.state.model import (
     TaskIdentity,
     XComEntry,
 )
-from airflow_resume_provider.structure import linear_order, structure_hash
+from airflow_resume_provider.structure import linear_order, mapped_task_ids, structure_hash
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -125,18 +125,40 @@ def run_bounded(fn: Callable[[], Any], timeout: float, what: str) -> Any:
 # --- reading what the task's inputs are -------------------------------------------------------------
 
 
-def _upstream_state_ref(ti: RuntimeTaskInstance, upstream_id: str) -> dict[str, Any] | None:
-    """The upstream task's announcement of its state file and extra XCom keys (None if not captured)."""
-    value = airflow_internals.xcom_value(ti, upstream_id, XCOM_STATE_REF)
-    return value if isinstance(value, dict) else None
+def _upstream_announcements(ti: RuntimeTaskInstance, upstream_id: str) -> list[dict[str, Any]]:
+    """The upstream task's announcements of its state file and extra XCom keys (one per map index when
+    it is mapped, in map-index order; none for an attempt that was not captured)."""
+    if not _is_mapped(ti, upstream_id):
+        value = airflow_internals.xcom_value(ti, upstream_id, XCOM_STATE_REF)
+        return [value] if isinstance(value, dict) else []
+    values = airflow_internals.xcom_values(ti, upstream_id, XCOM_STATE_REF)
+    return [value for value in values if isinstance(value, dict)]
 
 
-def _upstream_xcoms(ti: RuntimeTaskInstance, upstream_id: str, extra_keys: list[str]) -> list[XComEntry]:
-    return [
-        XComEntry(task_id=upstream_id, key=key, map_index=-1, value=value)
-        for key in [RETURN_KEY, *sorted(set(extra_keys))]
-        for value in airflow_internals.xcom_values(ti, upstream_id, key)
-    ]
+def _upstream_xcoms(
+    ti: RuntimeTaskInstance, upstream_id: str, extra_keys: list[str], map_count: int | None
+) -> list[XComEntry]:
+    """Every XCom of the upstream task under ``return_value`` and ``extra_keys``, with its map index."""
+    entries = []
+    for key in [RETURN_KEY, *sorted(set(extra_keys))]:
+        values = airflow_internals.xcom_values(ti, upstream_id, key)
+        if map_count is None:
+            entries += [XComEntry(task_id=upstream_id, key=key, map_index=-1, value=v) for v in values]
+        elif len(values) == map_count:  # every index pushed one: the sequence is in map-index order
+            entries += [
+                XComEntry(task_id=upstream_id, key=key, map_index=i, value=v) for i, v in enumerate(values)
+            ]
+        elif values:  # some index pushed none (e.g. returned None): ask index by index
+            for index in range(map_count):
+                value = airflow_internals.xcom_value(ti, upstream_id, key, map_index=index)
+                if value is not None:
+                    entries.append(XComEntry(task_id=upstream_id, key=key, map_index=index, value=value))
+    return entries
+
+
+def _is_mapped(ti: RuntimeTaskInstance, task_id: str) -> bool:
+    task = ti.task.dag.task_dict.get(task_id)
+    return bool(getattr(task, "is_mapped", False))
 
 
 def _lineage(ti: RuntimeTaskInstance) -> Lineage | None:
@@ -186,11 +208,19 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
 
     xcoms: list[XComEntry] = []
     previous = None
+    map_count = None
     if upstream_id is not None:
-        announced = _upstream_state_ref(ti, upstream_id)
-        xcoms = _upstream_xcoms(ti, upstream_id, list((announced or {}).get("xcom_keys") or []))
-        if announced is not None:
-            previous = StateRef(path=announced["path"], digest=announced["digest"])
+        if order[position - 1].mapped:
+            map_count = airflow_internals.task_instance_count(ti, upstream_id)
+        announced = _upstream_announcements(ti, upstream_id)
+        keys = sorted({key for a in announced for key in a.get("xcom_keys") or []})
+        xcoms = _upstream_xcoms(ti, upstream_id, keys, map_count)
+        if announced:
+            # Every map index of a mapped upstream task saw the same inputs: one of their files leads on.
+            first = announced[0]
+            previous = StateRef(
+                path=first["path"], digest=first["digest"], map_index=first.get("map_index", -1)
+            )
 
     return StateRecord(
         written_at=_utcnow(),
@@ -202,11 +232,14 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
             try_number=ti.try_number,
         ),
         structure=StructureSnapshot(
-            tasks=[(t.task_id, t.task_type) for t in order], hash=structure_hash(order)
+            tasks=[(t.task_id, t.task_type) for t in order],
+            hash=structure_hash(order),
+            mapped=mapped_task_ids(order),
         ),
         inputs=Inputs(
             upstream_task_id=upstream_id,
             xcoms=xcoms,
+            upstream_map_count=map_count,
             conf=_jsonable({k: v for k, v in raw_conf.items() if k != CONF_KEY}),
             params=_jsonable({k: v for k, v in dict(params).items() if k != CONF_KEY}),
             run_params=_jsonable(run_level_params(ti.task, dict(params), raw_conf)),
@@ -277,7 +310,7 @@ def _capture_attempt(ti: RuntimeTaskInstance) -> bool:
         _record_capture_error(ti, f"{type(err).__name__}: {err}")
         return False
     _written[_attempt_key(ti)] = (handle, record)
-    announcement = {"path": url, "digest": digest, "xcom_keys": []}
+    announcement = {"path": url, "digest": digest, "xcom_keys": [], "map_index": _map_index(ti)}
     _announced[_task_key(ti)] = announcement
     try:
         ti.xcom_push(XCOM_STATE_REF, announcement)

@@ -132,7 +132,7 @@ def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None
     if plan:
         from airflow.cli.simple_table import AirflowConsole
 
-        from airflow_resume_provider.ui.page import carried
+        from airflow_resume_provider.ui.page import carried, map_summary
 
         AirflowConsole().print_as(
             [
@@ -140,6 +140,7 @@ def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None
                     "task": step.task_id,
                     "action": step.action,
                     "resume point": "yes" if step.resume_point else "",
+                    "map indexes": map_summary(step),
                     "restored from": step.source or "",
                     "reattaches to": ", ".join(carried(entry) for entry in step.carries),
                 }

@@ -214,20 +214,22 @@ def manual_kill_from_audit_log(
 # --- state ------------------------------------------------------------------------------------------
 
 
-def _capture_error(session: Session, dag_id: str, run_id: str, task_id: str) -> str | None:
-    value = _xcom(session, dag_id, run_id, task_id, XCOM_CAPTURE_ERROR)
+def _capture_error(
+    session: Session, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+) -> str | None:
+    value = _xcom(session, dag_id, run_id, task_id, XCOM_CAPTURE_ERROR, map_index)
     if value is None:
         return None
     return str(value.get("reason")) if isinstance(value, dict) else str(value)
 
 
-def _xcom(session: Session, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+def _xcom(session: Session, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1) -> Any:
     from airflow.models.xcom import XComModel
 
     value = session.scalar(
-        XComModel.get_many(run_id=run_id, key=key, task_ids=task_id, dag_ids=dag_id).with_only_columns(
-            XComModel.value
-        )
+        XComModel.get_many(
+            run_id=run_id, key=key, task_ids=task_id, dag_ids=dag_id, map_indexes=map_index
+        ).with_only_columns(XComModel.value)
     )
     if isinstance(value, str):
         try:
@@ -247,10 +249,11 @@ def state_location(
     :return: the location, the run and the try number the file must belong to (0: any try).
     :raises StateError: the announced reference is refused.
     """
-    announced = _xcom(session, dag_run.dag_id, dag_run.run_id, ti.task_id, XCOM_STATE_REF)
+    map_index = -1 if ti.map_index is None else ti.map_index
+    announced = _xcom(session, dag_run.dag_id, dag_run.run_id, ti.task_id, XCOM_STATE_REF, map_index)
     try_number = max(ti.try_number or 1, 1)
     if isinstance(announced, dict) and "path" in announced:
-        location, run_id, file_try = scope.resolve(announced["path"], ti.task_id)
+        location, run_id, file_try = scope.resolve(announced["path"], ti.task_id, map_index)
         if run_id == dag_run.run_id and file_try not in (0, try_number):
             raise StateError(
                 f"the state reference of task {ti.task_id!r} names try {file_try}, but its last try is "
@@ -261,7 +264,7 @@ def state_location(
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,
         task_id=ti.task_id,
-        map_index=-1,
+        map_index=map_index,
         try_number=try_number,
         template=_run_log_template(session, dag_run),
     )
@@ -291,6 +294,28 @@ def params_problem(dag: Any, run_conf: dict[str, Any], recorded: dict[str, Any])
     except (ParamValidationError, ValueError, TypeError) as err:
         return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return None
+
+
+def map_count_changes(session: Session, dag: Any, dag_run: Any, facts: RunFacts) -> list[str]:
+    """The mapped steps up to the resume point that the current DAG would map over another number of
+    values than the run did (e.g. a literal ``.expand(x=[...])`` list that changed)."""
+    from airflow_resume_provider.airflow_internals import mapped_count_in_run
+
+    assert facts.chain is not None and facts.resume_task_id is not None
+    recorded = {
+        t.task_id: t.map_count for t in facts.chain.restored_tasks().values() if t.map_count is not None
+    }
+    if facts.point_map_states:
+        recorded[facts.resume_task_id] = len(facts.point_map_states)
+    changes = []
+    for task_id, count in recorded.items():
+        task = dag.task_dict.get(task_id)
+        if task is None or not getattr(task, "is_mapped", False):
+            continue  # told as a structure change already
+        now = mapped_count_in_run(dag, task_id, dag_run.run_id, session=session)
+        if now is not None and now != count:
+            changes.append(f"task {task_id!r} now maps over {now} values; the run mapped it over {count}")
+    return changes
 
 
 # --- all together -----------------------------------------------------------------------------------
@@ -327,15 +352,16 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
     except NonLinearDagError as err:
         facts.current_order_error = str(err)
 
-    tis = {
-        ti.task_id: ti
-        for ti in session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-        )
-    }
+    tis: dict[str, list[Any]] = {}
+    for ti in session.scalars(
+        select(TaskInstance)
+        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        .order_by(TaskInstance.map_index)
+    ):
+        tis.setdefault(ti.task_id, []).append(ti)
     failed = sorted(
-        (ti for ti in tis.values() if ti.state == "failed"),
-        key=lambda ti: (ti.start_date is None, ti.start_date or 0),
+        (ti for task_tis in tis.values() for ti in task_tis if ti.state == "failed"),
+        key=lambda ti: (ti.start_date is None, ti.start_date or 0, ti.map_index),
     )
     if failed:
         facts.failed_task_id = failed[0].task_id
@@ -348,19 +374,24 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         facts.resume_point_error = f"{where}: {shown(point)} is not a task of this run."
         return facts
     facts.resume_task_id = point
-    point_ti = tis[point]
-    if point != facts.failed_task_id and point_ti.state != "success":
+    failed_ti = failed[0]
+    point_tis = tis[point]
+    unfinished = [ti for ti in point_tis if ti.state != "success"]
+    if point != facts.failed_task_id and unfinished:
+        which = "" if unfinished[0].map_index < 0 else f" (map index {unfinished[0].map_index})"
         facts.resume_point_error = (
-            f"{where}: cannot resume at {point!r}, which is {point_ti.state}; choose the failed task "
-            f"{facts.failed_task_id!r} or a task before it that succeeded."
+            f"{where}: cannot resume at {point!r}, which is {unfinished[0].state}{which}; choose the failed "
+            f"task {facts.failed_task_id!r} or a task before it that succeeded."
         )
         return facts
+    # A mapped resume point: its state file is the failed index's (every index saw the same inputs).
+    point_ti = failed_ti if point == failed_ti.task_id else point_tis[0]
+    facts.point_map_states = [(ti.map_index, str(ti.state)) for ti in point_tis if ti.map_index >= 0]
 
     # Before any state file is read: an expired run's state may be gone, and is not looked for.
     facts.state_expired = retention.state_expired(where, dag_run.end_date)
     if facts.state_expired:
         return facts
-    failed_ti = tis[facts.failed_task_id]
     requested_kill = manual_kill_from_audit_log(
         session, dag_id, run_id, failed_ti, run_ended=dag_run.end_date
     )
@@ -396,7 +427,7 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         facts.state_error = f"{where}: the state folder cannot be reached: {err}. Try again when it is back."
         return facts
     except StateMissingError:
-        capture_error = _capture_error(session, dag_id, run_id, point)
+        capture_error = _capture_error(session, dag_id, run_id, point, point_ti.map_index)
         if capture_error:
             facts.state_error_code = STATE_NOT_RECORDED
             facts.state_error = f"{where}: the state of task {point!r} was not recorded: {capture_error}"
@@ -412,9 +443,12 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         facts.state_error = f"{where}: {err}"
         return facts
     identity = facts.chain.head.identity
-    if (identity.dag_id, identity.run_id, identity.task_id) != (dag_id, head_run, point) or (
-        head_try and identity.try_number != head_try
-    ):
+    if (identity.dag_id, identity.run_id, identity.task_id, identity.map_index) != (
+        dag_id,
+        head_run,
+        point,
+        point_ti.map_index,
+    ) or (head_try and identity.try_number != head_try):
         facts.state_error_code = STATE_INVALID
         facts.state_error = (
             f"{where}: the state file at {scope.display(location.url)} belongs to another task attempt "
@@ -431,6 +465,7 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
             f"{where}: the DAG's params no longer accept the original run's values: {problem}. A resume "
             "replays the original inputs: make the params accept them again, or trigger a new run."
         )
+    facts.map_count_changes = map_count_changes(session, dag, dag_run, facts)
     if settings.carry_task_state:  # what the tasks that run again reattach to (Airflow 3.3+)
         facts.carried = carry.carried_entries(session, dag_run, carry.tasks_to_run(facts.chain, point))
     return facts

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_resume_provider.state.paths import relative_to_roots
-from airflow_resume_provider.structure import TaskShape, describe_changes
+from airflow_resume_provider.structure import TaskShape, describe_changes, recorded_order
 
 if TYPE_CHECKING:
     from airflow_resume_provider.settings import ResumeSettings
@@ -68,6 +68,10 @@ class RunFacts:
     #: task_id -> task state store entries a resume carries into the new run (``{"key", "value",
     #: "map_index"}``, values masked), for the tasks that run again.
     carried: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: A mapped resume point's map indexes and their states in the run: ``[(map_index, state), ...]``.
+    point_map_states: list[tuple[int, str]] = field(default_factory=list)
+    #: Mapped steps the current DAG would map over another number of values than the run did.
+    map_count_changes: list[str] = field(default_factory=list)
 
 
 class CarriedEntry(BaseModel):
@@ -78,6 +82,16 @@ class CarriedEntry(BaseModel):
     key: str
     value: str = Field(description="The stored value, secrets masked, shortened if long.")
     map_index: int = -1
+
+
+class MapIndexStep(BaseModel):
+    """What a resume does to one map index of a mapped step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    map_index: int
+    action: str = Field(description="'restored' (not run again; its results kept) or 'run'.")
+    state: str | None = Field(default=None, description="The index's state in the failed run.")
 
 
 class PlanStep(BaseModel):
@@ -94,6 +108,11 @@ class PlanStep(BaseModel):
     carries: list[CarriedEntry] = Field(
         default_factory=list,
         description="Task state store entries copied into the resumed run (the task reattaches to them).",
+    )
+    mapped: bool = Field(default=False, description="A mapped step (.expand), run as N map indexes.")
+    map_indexes: list[MapIndexStep] = Field(
+        default_factory=list,
+        description="For a mapped step restored or resumed at: each map index and what happens to it.",
     )
 
 
@@ -191,8 +210,9 @@ def decide(facts: RunFacts) -> Verdict:
     if facts.current_order_error:
         return _refuse(facts, STRUCTURE_CHANGED, facts.current_order_error)
     assert facts.chain is not None and facts.current_order is not None
-    recorded = [TaskShape(t, k) for t, k in facts.chain.head.structure.tasks]
-    changes = describe_changes(recorded, facts.current_order)
+    structure = facts.chain.head.structure
+    recorded = recorded_order(structure.tasks, structure.mapped)
+    changes = describe_changes(recorded, facts.current_order) or facts.map_count_changes
     if changes:
         return _refuse(
             facts,
@@ -206,20 +226,32 @@ def decide(facts: RunFacts) -> Verdict:
     return _verdict(facts, resumable=True)
 
 
+def point_map_plan(states: list[tuple[int, str]]) -> list[MapIndexStep]:
+    """A mapped resume point's indexes: those that succeeded are restored, the others run again."""
+    return [
+        MapIndexStep(map_index=index, action="restored" if state == "success" else "run", state=state)
+        for index, state in states
+    ]
+
+
 def build_plan(facts: RunFacts) -> list[PlanStep]:
     """What happens to each task: restored from which state file, or run."""
     if facts.chain is not None:
-        order = [TaskShape(t, k) for t, k in facts.chain.head.structure.tasks]
+        order = recorded_order(facts.chain.head.structure.tasks, facts.chain.head.structure.mapped)
     elif facts.current_order is not None:
         order = facts.current_order
     else:
         return []
     sources = {}
+    map_counts: dict[str, int] = {}
     if facts.chain is not None:
         for record, ref in facts.chain.records:
-            if record.inputs.upstream_task_id is not None:
+            upstream = record.inputs.upstream_task_id
+            if upstream is not None:
                 keys = sorted({x.key for x in record.inputs.xcoms})
-                sources[record.inputs.upstream_task_id] = (relative_to_roots(ref.path, facts.roots), keys)
+                sources[upstream] = (relative_to_roots(ref.path, facts.roots), keys)
+                if record.inputs.upstream_map_count is not None:
+                    map_counts[upstream] = record.inputs.upstream_map_count
     point = facts.resume_task_id
     ids = [t.task_id for t in order]
     if point is None or point not in ids:
@@ -236,6 +268,11 @@ def build_plan(facts: RunFacts) -> list[PlanStep]:
                     action="restored",
                     source=path,
                     xcom_keys=keys,
+                    mapped=shape.mapped,
+                    map_indexes=[
+                        MapIndexStep(map_index=i, action="restored", state="success")
+                        for i in range(map_counts.get(shape.task_id, 0))
+                    ],
                 )
             )
         else:
@@ -246,6 +283,8 @@ def build_plan(facts: RunFacts) -> list[PlanStep]:
                     action="run",
                     resume_point=i == cut,
                     carries=[CarriedEntry(**entry) for entry in facts.carried.get(shape.task_id, [])],
+                    mapped=shape.mapped,
+                    map_indexes=point_map_plan(facts.point_map_states) if i == cut else [],
                 )
             )
     return steps

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_resume_provider import airflow_internals, carry, marker, metrics
-from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_STATE_REF
+from airflow_resume_provider.bookkeeping import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
 from airflow_resume_provider.resumability import RunFacts, Verdict, decide
@@ -91,14 +91,23 @@ def assess_with_facts(
 
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)
     facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
-    states = dict(
-        session.execute(
-            select(TaskInstance.task_id, TaskInstance.state).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
-            )
-        ).all()
-    )
-    return decide(facts), facts, {k: (str(v) if v is not None else None) for k, v in states.items()}
+    states: dict[str, str | None] = {}
+    for task_id, state in session.execute(
+        select(TaskInstance.task_id, TaskInstance.state).where(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+        )
+    ):
+        # A mapped task's state is the most telling of its indexes' (failed before anything else).
+        shown = str(state) if state is not None else None
+        if task_id not in states or _STATE_RANK.get(shown or "", 1) > _STATE_RANK.get(
+            states[task_id] or "", 1
+        ):
+            states[task_id] = shown
+    return decide(facts), facts, states
+
+
+#: How telling a map index's state is for its mapped task as a whole (unlisted states: 1).
+_STATE_RANK = {"success": 0, "skipped": 0, "upstream_failed": 2, "failed": 3}
 
 
 def resume(
@@ -271,6 +280,114 @@ def _skipped_tasks(session: Session, dag_run: Any) -> set[str]:
     )
 
 
+def _restore_tasks(
+    session: Session, dag: Any, source: Any, new_run: Any, chain: Any, point: str, now: datetime
+) -> None:
+    """Set the tasks before the resume point to success (skipped if they were) with their XComs, in
+    chain order: a mapped task's indexes are created from its upstream's restored map length first."""
+    from airflow.utils.state import TaskInstanceState
+
+    restored = chain.restored_tasks()
+    skipped = _skipped_tasks(session, source)
+    structure = chain.head.structure
+    ids = [task_id for task_id, _ in structure.tasks]
+    for task_id in ids[: ids.index(point)]:
+        task = restored.get(task_id)
+        if task is None:
+            continue
+        if task_id in structure.mapped:
+            tis = airflow_internals.expand_mapped_task(dag, task_id, new_run.run_id, session=session)
+            _check_map_count(task_id, len(tis), task.map_count)
+        else:
+            tis = [ti for ti in new_run.get_task_instances(session=session) if ti.task_id == task_id]
+        for ti in tis:
+            # A skipped task stays skipped, so trigger rules downstream see what they saw originally.
+            ti.state = TaskInstanceState.SKIPPED if task_id in skipped else TaskInstanceState.SUCCESS
+            ti.start_date = ti.end_date = now
+            ti.note = f"Not run: restored from {source.run_id} by resume"
+        session.flush()
+        for xcom in task.xcoms:
+            airflow_internals.set_xcom_stored(
+                session,
+                xcom.key,
+                xcom.value,
+                dag_id=dag.dag_id,
+                task_id=task_id,
+                run_id=new_run.run_id,
+                map_index=xcom.map_index,
+            )
+            if xcom.key == RETURN_KEY and xcom.map_index == -1:
+                airflow_internals.record_map_length(session, dag, task_id, new_run.run_id, xcom.value)
+        if task.state_ref is not None:
+            # The same announcement the task made when it ran, so later captures link to its state.
+            airflow_internals.set_xcom_stored(
+                session,
+                XCOM_STATE_REF,
+                {
+                    "path": task.state_ref.path,
+                    "digest": task.state_ref.digest,
+                    "xcom_keys": task.extra_keys,
+                    "map_index": task.state_ref.map_index,
+                },
+                dag_id=dag.dag_id,
+                task_id=task_id,
+                run_id=new_run.run_id,
+                map_index=task.state_ref.map_index,
+            )
+
+
+def _check_map_count(task_id: str, count: int, recorded: int | None) -> None:
+    if recorded is not None and count != recorded:
+        raise ResumeError(
+            f"Mapped task {task_id!r} would now run as {count} map indexes, but the failed run ran it as "
+            f"{recorded}: a resume keeps the recorded number. Trigger a new run instead."
+        )
+
+
+def _restore_succeeded_map_indexes(
+    session: Session,
+    dag: Any,
+    source: Any,
+    new_run_id: str,
+    point: str,
+    map_states: list[tuple[int, str]],
+    now: datetime,
+) -> None:
+    """
+    A mapped resume point: create its map indexes, and keep those that succeeded in the failed run as
+    they were (success, with their XComs); only the others run again.
+
+    No later task recorded what those indexes returned, so their XComs come from the failed run's rows.
+    """
+    from airflow.models.xcom import XComModel
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    tis = airflow_internals.expand_mapped_task(dag, point, new_run_id, session=session)
+    _check_map_count(point, len(tis), len(map_states))
+    kept = {index for index, state in map_states if state == "success"}
+    for ti in tis:
+        if ti.map_index in kept:
+            ti.state = TaskInstanceState.SUCCESS
+            ti.start_date = ti.end_date = now
+            ti.note = f"Not run: map index succeeded in {source.run_id}, kept by resume"
+    session.flush()
+    rows = session.execute(
+        select(XComModel.key, XComModel.value, XComModel.map_index).where(
+            XComModel.dag_id == dag.dag_id,
+            XComModel.run_id == source.run_id,
+            XComModel.task_id == point,
+            XComModel.map_index.in_(sorted(kept)),
+        )
+    ).all()
+    for key, value, map_index in rows:
+        if key == XCOM_CAPTURE_ERROR:
+            continue
+        airflow_internals.set_xcom_stored(
+            session, key, value, dag_id=dag.dag_id, task_id=point, run_id=new_run_id, map_index=map_index
+        )
+
+
 def _create_resumed_run(
     session: Session,
     dag: Any,
@@ -289,7 +406,7 @@ def _create_resumed_run(
     note: str | None,
     parent_failure: list[Any] | None,
 ) -> marker.RunMarker:
-    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
     chain = facts.chain
@@ -328,36 +445,9 @@ def _create_resumed_run(
         note=note,
         session=session,
     )
-    restored = chain.restored_tasks()
-    skipped = _skipped_tasks(session, source)
-    for ti in new_run.get_task_instances(session=session):
-        if ti.task_id in restored:
-            # A skipped task stays skipped, so trigger rules downstream see what they saw originally.
-            ti.state = TaskInstanceState.SKIPPED if ti.task_id in skipped else TaskInstanceState.SUCCESS
-            ti.start_date = ti.end_date = now
-            ti.note = f"Not run: restored from {source.run_id} by resume"
-    session.flush()
-    for task in restored.values():
-        for xcom in task.xcoms:
-            airflow_internals.set_xcom_stored(
-                session,
-                xcom.key,
-                xcom.value,
-                dag_id=dag.dag_id,
-                task_id=task.task_id,
-                run_id=new_run_id,
-                map_index=-1,
-            )
-        if task.state_ref is not None:
-            # The same announcement the task made when it ran, so later captures link to its state.
-            airflow_internals.set_xcom_stored(
-                session,
-                XCOM_STATE_REF,
-                {"path": task.state_ref.path, "digest": task.state_ref.digest, "xcom_keys": task.extra_keys},
-                dag_id=dag.dag_id,
-                task_id=task.task_id,
-                run_id=new_run_id,
-            )
+    _restore_tasks(session, dag, source, new_run, chain, point, now)
+    if facts.point_map_states:
+        _restore_succeeded_map_indexes(session, dag, source, new_run_id, point, facts.point_map_states, now)
     if facts.settings is not None and facts.settings.carry_task_state:
         # The tasks that run again reattach to their external jobs instead of submitting new ones.
         carry.copy_entries(session, source, new_run, carry.tasks_to_run(chain, point))

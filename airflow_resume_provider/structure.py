@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TaskShape:
-    """One step of a linear DAG: its id and its operator type (class name)."""
+    """One step of a linear DAG: its id, its operator type (class name), and whether it is mapped."""
 
     task_id: str
     task_type: str
+    #: A mapped step (``.expand()``) runs as N map indexes; it is still one step of the chain.
+    mapped: bool = False
 
 
 def linear_order(dag: Any) -> list[TaskShape]:
@@ -37,11 +39,6 @@ def linear_order(dag: Any) -> list[TaskShape]:
     branches = sorted(t for t, task in tasks.items() if len(task.downstream_task_ids) > 1)
     roots = sorted(t for t, task in tasks.items() if not task.upstream_task_ids)
     problems = []
-    mapped = sorted(t for t, task in tasks.items() if getattr(task, "is_mapped", False))
-    if mapped:
-        problems.append(
-            "dynamic task mapping (.expand) at " + ", ".join(map(repr, mapped)) + " is not supported"
-        )
     if branches:
         problems.append("branching (more than one downstream task) at " + ", ".join(map(repr, branches)))
     if joins:
@@ -57,7 +54,9 @@ def linear_order(dag: Any) -> list[TaskShape]:
     order = []
     current = tasks[roots[0]]
     while True:
-        order.append(TaskShape(current.task_id, current.task_type))
+        order.append(
+            TaskShape(current.task_id, current.task_type, bool(getattr(current, "is_mapped", False)))
+        )
         if not current.downstream_task_ids:
             break
         current = tasks[next(iter(current.downstream_task_ids))]
@@ -69,9 +68,23 @@ def linear_order(dag: Any) -> list[TaskShape]:
 
 
 def structure_hash(order: Sequence[TaskShape]) -> str:
-    """SHA-256 of the ordered (task_id, task_type) pairs."""
-    payload = json.dumps([[t.task_id, t.task_type] for t in order], separators=(",", ":"))
+    """SHA-256 of the ordered (task_id, task_type) pairs, a mapped step's pair with ``"mapped"`` added
+    (so the hash of a chain without mapped steps is what it always was)."""
+    payload = json.dumps(
+        [[t.task_id, t.task_type, "mapped"] if t.mapped else [t.task_id, t.task_type] for t in order],
+        separators=(",", ":"),
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def mapped_task_ids(order: Sequence[TaskShape]) -> list[str]:
+    """The mapped steps of a chain, in chain order."""
+    return [t.task_id for t in order if t.mapped]
+
+
+def recorded_order(tasks: Sequence[Sequence[str]], mapped: Sequence[str]) -> list[TaskShape]:
+    """The chain a state record's structure snapshot describes."""
+    return [TaskShape(task_id, task_type, task_id in mapped) for task_id, task_type in tasks]
 
 
 def describe_changes(recorded: Sequence[TaskShape], current: Sequence[TaskShape]) -> list[str]:
@@ -91,6 +104,12 @@ def describe_changes(recorded: Sequence[TaskShape], current: Sequence[TaskShape]
         for t in old
         if t in new and old[t][1] != new[t][1]
     ]
+    was_mapped = {t.task_id for t in recorded if t.mapped}
+    now_mapped = {t.task_id for t in current if t.mapped}
+    changes += [
+        f"task {t!r} became mapped (.expand)" for t in new if t in old and t in now_mapped - was_mapped
+    ]
+    changes += [f"task {t!r} stopped being mapped" for t in new if t in old and t in was_mapped - now_mapped]
     common_old = [t.task_id for t in recorded if t.task_id in new]
     common_new = [t.task_id for t in current if t.task_id in old]
     if common_old != common_new:

@@ -29,8 +29,11 @@ class RestoredTask:
 
     task_id: str
     xcoms: list[XComEntry]
-    #: The task's own state file, announced again so later captures link to it.
+    #: The task's own state file (of one of its map indexes when it is mapped), announced again so
+    #: later captures link to it.
     state_ref: StateRef | None
+    #: How many map indexes the task ran as when it is mapped; None when it is not.
+    map_count: int | None = None
 
     @property
     def extra_keys(self) -> list[str]:
@@ -56,6 +59,7 @@ class StateChain:
                 task_id=upstream,
                 xcoms=[x for x in record.inputs.xcoms if x.task_id == upstream],
                 state_ref=record.previous,
+                map_count=record.inputs.upstream_map_count,
             )
         return restored
 
@@ -74,11 +78,18 @@ class ChainScope:
         """A state file's path as shown to users: relative to its folder, never a full server path."""
         return relative_to_roots(url, self.roots)
 
-    def resolve(self, url: object, task_id: str) -> tuple[StateLocation, str, int]:
-        """The location of a linked state file of ``task_id``; :class:`StateError` if it is refused."""
+    def resolve(self, url: object, task_id: str, map_index: int = -1) -> tuple[StateLocation, str, int]:
+        """The location of a linked state file of ``task_id`` (map index ``map_index``); :class:`StateError`
+        if it is refused."""
         try:
             return resolve_link(
-                url, self.roots, self.templates, dag_id=self.dag_id, run_ids=self.run_ids, task_id=task_id
+                url,
+                self.roots,
+                self.templates,
+                dag_id=self.dag_id,
+                run_ids=self.run_ids,
+                task_id=task_id,
+                map_index=map_index,
             )
         except LinkRefused as err:
             raise StateError(f"state link {err}: refused, not read.") from None
@@ -115,7 +126,7 @@ def load_chain(
         if len(chain.records) >= max_links:
             raise StateError(f"State chain from {shown} is longer than {max_links} links; it is corrupt.")
         try:
-            linked_location, run_id, try_number = scope.resolve(ref.path, upstream)
+            linked_location, run_id, try_number = scope.resolve(ref.path, upstream, ref.map_index)
         except StateError as err:
             raise StateError(
                 f"The state of task {record.identity.task_id!r} (run {record.identity.run_id!r}) has a {err}"
@@ -133,9 +144,12 @@ def load_chain(
                 f"(digest {linked_digest[:12]}..., expected {ref.digest[:12]}...); it is not trusted."
             )
         identity = record.identity
-        if (identity.dag_id, identity.run_id, identity.task_id) != (scope.dag_id, run_id, upstream) or (
-            try_number and identity.try_number != try_number
-        ):
+        if (identity.dag_id, identity.run_id, identity.task_id, identity.map_index) != (
+            scope.dag_id,
+            run_id,
+            upstream,
+            ref.map_index,
+        ) or (try_number and identity.try_number != try_number):
             raise StateError(
                 f"State file {linked_shown} holds the state of another task attempt ({identity.dag_id!r}, "
                 f"{identity.run_id!r}, {identity.task_id!r}, try {identity.try_number}), not of task "

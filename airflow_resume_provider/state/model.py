@@ -27,6 +27,8 @@ class StructureSnapshot(_Record):
     #: ``[[task_id, task_type], ...]`` from the root to the leaf.
     tasks: list[tuple[str, str]]
     hash: str
+    #: The mapped steps (``.expand()``) among ``tasks``. Absent in records of older versions: none.
+    mapped: list[str] = Field(default_factory=list)
 
 
 class XComEntry(_Record):
@@ -39,8 +41,11 @@ class XComEntry(_Record):
 
 class Inputs(_Record):
     upstream_task_id: str | None = None
-    #: The XComs of the direct upstream task; earlier tasks' XComs are reached through ``previous``.
+    #: The XComs of the direct upstream task (of each of its map indexes when it is mapped, in map-index
+    #: order); earlier tasks' XComs are reached through ``previous``.
     xcoms: list[XComEntry] = Field(default_factory=list)
+    #: How many map indexes the upstream task ran as, when it is mapped (None: not mapped).
+    upstream_map_count: int | None = None
     conf: dict[str, Any] = Field(default_factory=dict)
     #: The params as this task saw them (its own task-level params included).
     params: dict[str, Any] = Field(default_factory=dict)
@@ -58,6 +63,8 @@ class StateRef(_Record):
 
     path: str
     digest: str
+    #: The map index of the attempt the file belongs to (-1: not mapped).
+    map_index: int = -1
 
 
 class Lineage(_Record):

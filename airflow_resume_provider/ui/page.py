@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_resume_provider.resumability import CarriedEntry, RunFacts, Verdict
+    from airflow_resume_provider.resumability import CarriedEntry, PlanStep, RunFacts, Verdict
 
 PREVIEW_CHARS = 300
 
@@ -42,6 +42,30 @@ def carried(entry: CarriedEntry) -> str:
     return f"{entry.key}{index}={entry.value}"
 
 
+def index_ranges(indexes: list[int]) -> str:
+    """Map indexes as short ranges: ``[0, 1, 2, 4]`` -> ``"0-2, 4"``."""
+    parts: list[str] = []
+    for index in sorted(indexes):
+        if parts and parts[-1].rpartition("-")[2] == str(index - 1):
+            start = parts[-1].partition("-")[0]
+            parts[-1] = f"{start}-{index}"
+        else:
+            parts.append(str(index))
+    return ", ".join(parts)
+
+
+def map_summary(step: PlanStep) -> str:
+    """What a resume does to a mapped step's indexes, in words (empty when it lists none)."""
+    restored = [m.map_index for m in step.map_indexes if m.action == "restored"]
+    run = [m.map_index for m in step.map_indexes if m.action == "run"]
+    parts = []
+    if restored:
+        parts.append(f"restored {index_ranges(restored)}")
+    if run:
+        parts.append(f"run {index_ranges(run)}")
+    return "; ".join(parts)
+
+
 @dataclass
 class Step:
     task_id: str
@@ -54,6 +78,9 @@ class Step:
     xcoms: list[tuple[str, str]] = field(default_factory=list)
     #: Task state store entries the resumed run carries, as ``key=value`` (values masked).
     carries: list[str] = field(default_factory=list)
+    mapped: bool = False
+    #: A mapped step's indexes by what happens to them: ``[("restored", "0-2, 4"), ("run", "3")]``.
+    map_indexes: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -91,7 +118,7 @@ def build(
                 resume_point=step.resume_point,
                 can_resume_here=state == "success" or step.task_id == verdict.failed_task_id,
                 xcoms=[
-                    (x.key, shown(x.key, x.value))
+                    (x.key if x.map_index < 0 else f"{x.key}[{x.map_index}]", shown(x.key, x.value))
                     for x in (
                         restored[step.task_id].xcoms
                         if step.task_id in restored and step.action == "restored"
@@ -99,6 +126,12 @@ def build(
                     )
                 ],
                 carries=[carried(entry) for entry in step.carries],
+                mapped=step.mapped,
+                map_indexes=[
+                    (action, index_ranges([m.map_index for m in step.map_indexes if m.action == action]))
+                    for action in ("restored", "run")
+                    if any(m.action == action for m in step.map_indexes)
+                ],
             )
         )
     inputs: list[tuple[str, str]] = []

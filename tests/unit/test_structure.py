@@ -200,3 +200,39 @@ def test_describe_changes_reports_several_changes_on_real_dags():
         "task 'transform' changed operator type from EmptyOperator to BashOperator",
         "tasks were reordered: was extract >> transform, now transform >> extract",
     ]
+
+
+def mapped_dag(dag_id: str, *, mapped: bool):
+    """``a >> b >> c`` with ``b`` a BashOperator, mapped over two commands when ``mapped``."""
+    with DAG(dag_id, schedule=None) as dag:
+        a = EmptyOperator(task_id="a")
+        if mapped:
+            b = BashOperator.partial(task_id="b").expand(bash_command=["echo 1", "echo 2"])
+        else:
+            b = BashOperator(task_id="b", bash_command="echo 1")
+        a >> b >> EmptyOperator(task_id="c")
+    return dag
+
+
+def test_a_mapped_step_is_one_step_of_the_chain():
+    order = linear_order(mapped_dag("mapped_chain", mapped=True))
+    assert order == [TaskShape("a", E), TaskShape("b", B, mapped=True), TaskShape("c", E)]
+
+
+def test_structure_hash_of_a_chain_without_mapped_steps_is_unchanged_and_mapping_changes_it():
+    plain = linear_order(mapped_dag("mapped_plain", mapped=False))
+    mapped = linear_order(mapped_dag("mapped_hash", mapped=True))
+    assert (
+        structure_hash(plain)
+        == hashlib.sha256(
+            json.dumps([["a", E], ["b", B], ["c", E]], separators=(",", ":")).encode()
+        ).hexdigest()
+    )
+    assert structure_hash(mapped) != structure_hash(plain)
+
+
+def test_describe_changes_names_a_step_that_became_or_stopped_being_mapped():
+    plain = linear_order(mapped_dag("mapped_before", mapped=False))
+    mapped = linear_order(mapped_dag("mapped_after", mapped=True))
+    assert describe_changes(plain, mapped) == ["task 'b' became mapped (.expand)"]
+    assert describe_changes(mapped, plain) == ["task 'b' stopped being mapped"]
