@@ -226,10 +226,16 @@ def decide(facts: RunFacts) -> Verdict:
     return _verdict(facts, resumable=True)
 
 
+#: The states of a mapped resume point's indexes that a resume keeps (the others run again).
+KEPT_MAP_INDEX_STATES = ("success", "skipped")
+
+
 def point_map_plan(states: list[tuple[int, str]]) -> list[MapIndexStep]:
-    """A mapped resume point's indexes: those that succeeded are restored, the others run again."""
+    """A mapped resume point's indexes: those that succeeded (or skipped) are kept, the others run again."""
     return [
-        MapIndexStep(map_index=index, action="restored" if state == "success" else "run", state=state)
+        MapIndexStep(
+            map_index=index, action="restored" if state in KEPT_MAP_INDEX_STATES else "run", state=state
+        )
         for index, state in states
     ]
 

@@ -20,7 +20,7 @@ from airflow_resume_provider import airflow_internals, carry, marker, metrics
 from airflow_resume_provider.bookkeeping import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
-from airflow_resume_provider.resumability import RunFacts, Verdict, decide
+from airflow_resume_provider.resumability import KEPT_MAP_INDEX_STATES, RunFacts, Verdict, decide
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -344,7 +344,7 @@ def _check_map_count(task_id: str, count: int, recorded: int | None) -> None:
         )
 
 
-def _restore_succeeded_map_indexes(
+def _restore_finished_map_indexes(
     session: Session,
     dag: Any,
     source: Any,
@@ -354,8 +354,8 @@ def _restore_succeeded_map_indexes(
     now: datetime,
 ) -> None:
     """
-    A mapped resume point: create its map indexes, and keep those that succeeded in the failed run as
-    they were (success, with their XComs); only the others run again.
+    A mapped resume point: create its map indexes, and keep those that succeeded (or skipped) in the
+    failed run as they were, with their XComs; only the others run again.
 
     No later task recorded what those indexes returned, so their XComs come from the failed run's rows.
     """
@@ -365,12 +365,12 @@ def _restore_succeeded_map_indexes(
 
     tis = airflow_internals.expand_mapped_task(dag, point, new_run_id, session=session)
     _check_map_count(point, len(tis), len(map_states))
-    kept = {index for index, state in map_states if state == "success"}
+    kept = {index: state for index, state in map_states if state in KEPT_MAP_INDEX_STATES}
     for ti in tis:
         if ti.map_index in kept:
-            ti.state = TaskInstanceState.SUCCESS
+            ti.state = TaskInstanceState(kept[ti.map_index])
             ti.start_date = ti.end_date = now
-            ti.note = f"Not run: map index succeeded in {source.run_id}, kept by resume"
+            ti.note = f"Not run: map index {kept[ti.map_index]} in {source.run_id}, kept by resume"
     session.flush()
     rows = session.execute(
         select(XComModel.key, XComModel.value, XComModel.map_index).where(
@@ -447,7 +447,7 @@ def _create_resumed_run(
     )
     _restore_tasks(session, dag, source, new_run, chain, point, now)
     if facts.point_map_states:
-        _restore_succeeded_map_indexes(session, dag, source, new_run_id, point, facts.point_map_states, now)
+        _restore_finished_map_indexes(session, dag, source, new_run_id, point, facts.point_map_states, now)
     if facts.settings is not None and facts.settings.carry_task_state:
         # The tasks that run again reattach to their external jobs instead of submitting new ones.
         carry.copy_entries(session, source, new_run, carry.tasks_to_run(chain, point))

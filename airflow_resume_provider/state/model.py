@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Bump when the record changes shape; readers keep accepting every older version.
 SCHEMA_VERSION = 1
+#: The most map indexes a record may say a mapped task ran as.
+MAX_MAP_COUNT = 100_000
 
 
 class _Record(BaseModel):
@@ -44,8 +46,9 @@ class Inputs(_Record):
     #: The XComs of the direct upstream task (of each of its map indexes when it is mapped, in map-index
     #: order); earlier tasks' XComs are reached through ``previous``.
     xcoms: list[XComEntry] = Field(default_factory=list)
-    #: How many map indexes the upstream task ran as, when it is mapped (None: not mapped).
-    upstream_map_count: int | None = None
+    #: How many map indexes the upstream task ran as, when it is mapped (None: not mapped). Bounded
+    #: far above Airflow's ``[core] max_map_length`` (1024): a record cannot make a plan huge.
+    upstream_map_count: int | None = Field(default=None, ge=0, le=MAX_MAP_COUNT)
     conf: dict[str, Any] = Field(default_factory=dict)
     #: The params as this task saw them (its own task-level params included).
     params: dict[str, Any] = Field(default_factory=dict)

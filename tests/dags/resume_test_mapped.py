@@ -91,3 +91,41 @@ with DAG(
         return {"double": list(ti.xcom_pull(task_ids="double")), "echo": list(ti.xcom_pull(task_ids="echo"))}
 
     double.expand_kwargs(numbers()) >> echo >> collect()
+
+
+with DAG(
+    "resume_test_mapped_twice",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={"resume": True},
+):
+    # A mapped step over a mapped step's results: numbers >> square[5] >> plus_one[5] >> total.
+
+    @task
+    def numbers():
+        _note("numbers")
+        return [1, 2, 3, 4, 5]
+
+    @task
+    def square(x: int, ti=None):
+        _note(f"square[{ti.map_index}]")
+        return x * x
+
+    @task
+    def plus_one(x: int, ti=None):
+        _note(f"plus_one[{ti.map_index}]")
+        if _failing() and ti.map_index == 2:
+            raise ValueError("plus_one failed on purpose at map index 2")
+        if x == 16:  # square[3]'s result: this index is skipped, and stays skipped after a resume
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("nothing to add")
+        return x + 1
+
+    @task(trigger_rule="none_failed")
+    def total(values: list):
+        _note("total")
+        return list(values)
+
+    total(plus_one.expand(x=square.expand(x=numbers())))

@@ -144,3 +144,29 @@ def test_a_mapped_run_resumed_and_failing_again_resumes_again(monkeypatch, ledge
     assert run_existing_run("resume_test_mapped", second.dag_run_id) == "success"
     assert ledger()[before:] == ["square[1]", "total", "report"]
     assert xcom_value("resume_test_mapped", second.dag_run_id, "total")["sum"] == 55
+
+
+def test_a_mapped_step_over_a_mapped_steps_results_resumes_with_its_skipped_index_kept(monkeypatch, ledger):
+    dr = run_dag("resume_test_mapped_twice", logical_date=unique_logical_date())
+    assert dr.state == "failed"
+    verdict = assess("resume_test_mapped_twice", dr.run_id)
+    assert verdict.resumable, verdict.reason
+    point = next(s for s in verdict.plan.tasks if s.resume_point)
+    assert point.task_id == "plus_one"
+    assert [(m.map_index, m.action, m.state) for m in point.map_indexes] == [
+        (0, "restored", "success"),
+        (1, "restored", "success"),
+        (2, "run", "failed"),
+        (3, "restored", "skipped"),
+        (4, "restored", "success"),
+    ]
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_MAPPED_FAIL", "false")
+    before = len(ledger())
+    outcome = resume("resume_test_mapped_twice", dr.run_id)
+    assert run_existing_run("resume_test_mapped_twice", outcome.dag_run_id) == "success"
+    assert ledger()[before:] == ["plus_one[2]", "total"]
+    assert map_states("resume_test_mapped_twice", outcome.dag_run_id, "square") == {
+        i: ("success", 0) for i in range(5)
+    }
+    assert map_states("resume_test_mapped_twice", outcome.dag_run_id, "plus_one")[3] == ("skipped", 0)
+    assert xcom_value("resume_test_mapped_twice", outcome.dag_run_id, "total") == [2, 5, 10, 26]

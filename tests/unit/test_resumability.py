@@ -857,3 +857,92 @@ def test_a_run_without_a_resume_point_shows_no_plan():
         facts(failed_task_id=None, resume_task_id=None, chain=None),
     ):
         assert decide(run_facts).plan.tasks == []
+
+
+# --- mapped steps ---------------------------------------------------------------------------------------
+
+MAPPED_ORDER = [("extract", PY), ("transform", PY), ("load", BASH)]
+
+
+def mapped_record(task_id: str, map_index: int, **kwargs) -> StateRecord:
+    """A record of one map index of ``transform`` (mapped) or of ``load`` after it."""
+    rec = record(task_id, order=MAPPED_ORDER, **kwargs)
+    return rec.model_copy(
+        update={
+            "identity": rec.identity.model_copy(update={"map_index": map_index}),
+            "structure": StructureSnapshot(
+                tasks=MAPPED_ORDER,
+                hash=structure_hash(
+                    [TaskShape("extract", PY), TaskShape("transform", PY, True), TaskShape("load", BASH)]
+                ),
+                mapped=["transform"],
+            ),
+        }
+    )
+
+
+def test_a_mapped_resume_point_plans_its_indexes_by_their_state():
+    plan = build_plan(
+        facts(
+            current_order=[
+                TaskShape("extract", PY),
+                TaskShape("transform", PY, True),
+                TaskShape("load", BASH),
+            ],
+            point_map_states=[(0, "success"), (1, "failed"), (2, "skipped"), (3, "upstream_failed")],
+        )
+    )
+    point = plan[1]
+    assert [(m.map_index, m.action, m.state) for m in point.map_indexes] == [
+        (0, "restored", "success"),
+        (1, "run", "failed"),
+        (2, "restored", "skipped"),
+        (3, "run", "upstream_failed"),
+    ]
+
+
+def test_a_mapped_step_that_would_map_over_another_number_of_values_is_a_structure_change():
+    change = "task 'transform' now maps over 4 values; the run mapped it over 5"
+    reason = refused(decide(facts(map_count_changes=[change])), STRUCTURE_CHANGED)
+    assert change in reason
+
+
+def test_load_chain_follows_a_link_to_one_map_index_of_a_mapped_upstream(tmp_path):
+    extract = write(tmp_path, mapped_record("extract", -1))
+    at = f"dag_id={DAG_ID}/run_id={RUN_ID}/task_id=transform/map_index=2/attempt=1.resume.json"
+    transform = write(tmp_path, mapped_record("transform", 2, upstream="extract", previous=extract), at=at)
+    transform = transform.model_copy(update={"map_index": 2})
+    xcoms = [XComEntry(task_id="transform", key="return_value", map_index=i, value=i * 10) for i in range(3)]
+    load = mapped_record("load", -1, upstream="transform", xcoms=xcoms, previous=transform, failed=True)
+    load = load.model_copy(update={"inputs": load.inputs.model_copy(update={"upstream_map_count": 3})})
+    head = write(tmp_path, load)
+
+    chain = load_chain(StateLocation(url=head.path), scope(tmp_path), key=KEY)
+
+    restored = chain.restored_tasks()
+    assert restored["transform"].map_count == 3
+    assert [(x.map_index, x.value) for x in restored["transform"].xcoms] == [(0, 0), (1, 10), (2, 20)]
+    plan = build_plan(
+        facts(failed_task_id="load", resume_task_id="load", chain=chain, roots=scope(tmp_path).roots)
+    )
+    assert plan[1].mapped and [m.map_index for m in plan[1].map_indexes] == [0, 1, 2]
+
+
+def test_load_chain_refuses_a_link_naming_another_map_index_than_the_file_holds(tmp_path):
+    extract = write(tmp_path, mapped_record("extract", -1))
+    at = f"dag_id={DAG_ID}/run_id={RUN_ID}/task_id=transform/map_index=1/attempt=1.resume.json"
+    # Index 2's record stored where index 1's belongs.
+    transform = write(tmp_path, mapped_record("transform", 2, upstream="extract", previous=extract), at=at)
+    load = mapped_record(
+        "load", -1, upstream="transform", previous=transform.model_copy(update={"map_index": 1}), failed=True
+    )
+    head = write(tmp_path, load)
+    with pytest.raises(StateError, match="holds the state of another task attempt"):
+        load_chain(StateLocation(url=head.path), scope(tmp_path), key=KEY)
+
+
+def test_a_record_claiming_an_absurd_number_of_map_indexes_does_not_match_the_schema():
+    rec = record("load", upstream="transform").model_dump(mode="json")
+    rec["inputs"]["upstream_map_count"] = 10**9
+    with pytest.raises(ValueError, match="upstream_map_count"):
+        StateRecord.model_validate(rec)
