@@ -216,50 +216,26 @@ def create_dagrun(dag: Any, *, note: str | None, session: Session, **kwargs: Any
     return dag_run
 
 
-def set_xcom_stored(
-    session: Session, key: str, value: Any, *, dag_id: str, task_id: str, run_id: str, map_index: int = -1
-) -> None:
-    """Store an XCom value already in Airflow's stored form, as it is (not serialized again)."""
+
+
+def add_xcoms_to_new_run(session: Session, dag_run: Any, rows: list[tuple[str, int, str, Any]]) -> None:
+    """
+    Store XComs already in Airflow's stored form, as they are (not serialized again), in a run just
+    created (it has none to replace): ``rows`` of ``(task_id, map_index, key, value)``, one flush.
+    """
     from airflow.models.xcom import XComModel
 
-    if AIRFLOW_V_3_2_PLUS:
-        XComModel.set(
-            key,
-            value,
-            dag_id=dag_id,
-            task_id=task_id,
-            run_id=run_id,
-            map_index=map_index,
-            serialize=False,
-            session=session,
-        )
-        return
-    # Airflow 3.1's XComModel.set() always serializes: write the row as set(serialize=False) does later.
-    from airflow.models.dagrun import DagRun
-    from sqlalchemy import delete, select
-
-    dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
-    if dag_run_id is None:
-        raise ValueError(f"DAG {dag_id!r} has no run {run_id!r} to store the XCom {key!r} in")
-    session.execute(
-        delete(XComModel).where(
-            XComModel.key == key,
-            XComModel.run_id == run_id,
-            XComModel.task_id == task_id,
-            XComModel.dag_id == dag_id,
-            XComModel.map_index == map_index,
-        )
-    )
-    session.add(
+    session.add_all(
         XComModel(
-            dag_run_id=dag_run_id,
+            dag_run_id=dag_run.id,
             key=key,
             value=value,
-            run_id=run_id,
+            run_id=dag_run.run_id,
             task_id=task_id,
-            dag_id=dag_id,
+            dag_id=dag_run.dag_id,
             map_index=map_index,
         )
+        for task_id, map_index, key, value in rows
     )
     session.flush()
 

@@ -271,6 +271,29 @@ def state_location(
     return location, dag_run.run_id, try_number
 
 
+def announced_locations(session: Session, dag_run: Any, scope: ChainScope) -> list[StateLocation]:
+    """Where the run's tasks announced their state files (one query), those ``scope`` allows: where a
+    state chain of the run is expected to lead, so its files can be read side by side."""
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    rows = session.execute(
+        select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
+            XComModel.dag_id == dag_run.dag_id,
+            XComModel.run_id == dag_run.run_id,
+            XComModel.key == XCOM_STATE_REF,
+        )
+    )
+    locations = []
+    for task_id, map_index, value in rows:
+        announced = _json_object(value)
+        try:
+            locations.append(scope.resolve(announced.get("path"), task_id, map_index)[0])
+        except StateError:
+            continue
+    return locations
+
+
 def _failed_by_itself(chain: Any, failed_location: StateLocation, scope: ChainScope, is_head: bool) -> bool:
     """Whether the failed attempt recorded its own error (the worker writes it before the task fails)."""
     if is_head:
@@ -409,7 +432,7 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         )
         # Written by the API server's listener, which Airflow calls only when it did set the state.
         facts.manual_kill = killed_marker(failed_location)
-        facts.chain = load_chain(location, scope)
+        facts.chain = load_chain(location, scope, hints=announced_locations(session, dag_run, scope))
         # An audit row is a request, written even when Airflow then refused it: it counts unless the
         # failed attempt recorded its own error, i.e. failed by itself.
         if (

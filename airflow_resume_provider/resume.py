@@ -291,49 +291,40 @@ def _restore_tasks(
     skipped = _skipped_tasks(session, source)
     structure = chain.head.structure
     ids = [task_id for task_id, _ in structure.tasks]
+    tis_by_task: dict[str, list[Any]] = {}
+    for ti in new_run.get_task_instances(session=session):
+        tis_by_task.setdefault(ti.task_id, []).append(ti)
+    xcoms: list[tuple[str, int, str, Any]] = []
     for task_id in ids[: ids.index(point)]:
         task = restored.get(task_id)
         if task is None:
             continue
+        tis = tis_by_task.get(task_id, [])
         if task_id in structure.mapped:
+            session.flush()  # the upstream's map length, written just before (no autoflush in Airflow)
             tis = airflow_internals.expand_mapped_task(dag, task_id, new_run.run_id, session=session)
             _check_map_count(task_id, len(tis), task.map_count)
-        else:
-            tis = [ti for ti in new_run.get_task_instances(session=session) if ti.task_id == task_id]
         for ti in tis:
             # A skipped task stays skipped, so trigger rules downstream see what they saw originally.
             ti.state = TaskInstanceState.SKIPPED if task_id in skipped else TaskInstanceState.SUCCESS
             ti.start_date = ti.end_date = now
             ti.note = f"Not run: restored from {source.run_id} by resume"
-        session.flush()
+        xcoms += [(task_id, x.map_index, x.key, x.value) for x in task.xcoms]
         for xcom in task.xcoms:
-            airflow_internals.set_xcom_stored(
-                session,
-                xcom.key,
-                xcom.value,
-                dag_id=dag.dag_id,
-                task_id=task_id,
-                run_id=new_run.run_id,
-                map_index=xcom.map_index,
-            )
             if xcom.key == RETURN_KEY and xcom.map_index == -1:
                 airflow_internals.record_map_length(session, dag, task_id, new_run.run_id, xcom.value)
         if task.state_ref is not None:
             # The same announcement the task made when it ran, so later captures link to its state.
-            airflow_internals.set_xcom_stored(
-                session,
-                XCOM_STATE_REF,
-                {
-                    "path": task.state_ref.path,
-                    "digest": task.state_ref.digest,
-                    "xcom_keys": task.extra_keys,
-                    "map_index": task.state_ref.map_index,
-                },
-                dag_id=dag.dag_id,
-                task_id=task_id,
-                run_id=new_run.run_id,
-                map_index=task.state_ref.map_index,
-            )
+            ref = task.state_ref
+            announcement = {
+                "path": ref.path,
+                "digest": ref.digest,
+                "xcom_keys": task.extra_keys,
+                "map_index": ref.map_index,
+            }
+            xcoms.append((task_id, ref.map_index, XCOM_STATE_REF, announcement))
+    session.flush()
+    airflow_internals.add_xcoms_to_new_run(session, new_run, xcoms)
 
 
 def _check_map_count(task_id: str, count: int, recorded: int | None) -> None:
@@ -348,7 +339,7 @@ def _restore_finished_map_indexes(
     session: Session,
     dag: Any,
     source: Any,
-    new_run_id: str,
+    new_run: Any,
     point: str,
     map_states: list[tuple[int, str]],
     now: datetime,
@@ -363,7 +354,7 @@ def _restore_finished_map_indexes(
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
-    tis = airflow_internals.expand_mapped_task(dag, point, new_run_id, session=session)
+    tis = airflow_internals.expand_mapped_task(dag, point, new_run.run_id, session=session)
     _check_map_count(point, len(tis), len(map_states))
     kept = {index: state for index, state in map_states if state in KEPT_MAP_INDEX_STATES}
     for ti in tis:
@@ -380,12 +371,11 @@ def _restore_finished_map_indexes(
             XComModel.map_index.in_(sorted(kept)),
         )
     ).all()
-    for key, value, map_index in rows:
-        if key == XCOM_CAPTURE_ERROR:
-            continue
-        airflow_internals.set_xcom_stored(
-            session, key, value, dag_id=dag.dag_id, task_id=point, run_id=new_run_id, map_index=map_index
-        )
+    airflow_internals.add_xcoms_to_new_run(
+        session,
+        new_run,
+        [(point, index, key, value) for key, value, index in rows if key != XCOM_CAPTURE_ERROR],
+    )
 
 
 def _create_resumed_run(
@@ -447,7 +437,7 @@ def _create_resumed_run(
     )
     _restore_tasks(session, dag, source, new_run, chain, point, now)
     if facts.point_map_states:
-        _restore_finished_map_indexes(session, dag, source, new_run_id, point, facts.point_map_states, now)
+        _restore_finished_map_indexes(session, dag, source, new_run, point, facts.point_map_states, now)
     if facts.settings is not None and facts.settings.carry_task_state:
         # The tasks that run again reattach to their external jobs instead of submitting new ones.
         carry.copy_entries(session, source, new_run, carry.tasks_to_run(chain, point))

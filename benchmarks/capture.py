@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +45,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import migrate_db, output_to, summary_ms, timed  # noqa: E402
 from tools.airflow_home import in_process_env  # noqa: E402
 from tools.machine import machine_facts  # noqa: E402
 from tools.moto_s3 import aws_connection, moto_s3  # noqa: E402
@@ -132,37 +131,6 @@ def prepare_home() -> Path:
     for name in ("AIRFLOW__RESUME__STATE_FOLDER", "AIRFLOW__RESUME__STATE_CONN_ID"):
         os.environ.pop(name, None)
     return home
-
-
-def migrate_db() -> None:
-    subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"], env=dict(os.environ), capture_output=True, check=True
-    )
-
-
-# --- statistics -------------------------------------------------------------------------------------
-
-
-def p95(values: list[float]) -> float:
-    """Nearest-rank 95th percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def summary_ms(seconds: list[float]) -> dict[str, float]:
-    return {
-        "n": len(seconds),
-        "median_ms": statistics.median(seconds) * 1000,
-        "p95_ms": p95(seconds) * 1000,
-        "min_ms": min(seconds) * 1000,
-        "max_ms": max(seconds) * 1000,
-    }
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # --- running DAGs and timing the capture ------------------------------------------------------------
@@ -519,26 +487,6 @@ def write_json(results: dict[str, Any]) -> None:
 
 
 # --- main -------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def output_to(path: Path) -> Iterator[None]:
-    """Send everything written to fds 1 and 2 (Airflow's task logs included) to a file."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "ab") as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 def log_facts(path: Path) -> dict[str, int]:

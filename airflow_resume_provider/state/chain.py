@@ -8,7 +8,9 @@ everything needed to restore the tasks before it.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider.bookkeeping import RETURN_KEY
 from airflow_resume_provider.exceptions import StateError, StateMissingError
@@ -21,6 +23,13 @@ from airflow_resume_provider.state.paths import (
     relative_to_roots,
     resolve_link,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+#: How many state files of a chain are read at the same time (object stores answer each read after a
+#: round trip; a long chain read one file after the other would take the sum of them).
+READ_PARALLELISM = 8
 
 
 @dataclass(frozen=True)
@@ -95,19 +104,60 @@ class ChainScope:
             raise StateError(f"state link {err}: refused, not read.") from None
 
 
+class _Prefetched:
+    """State files read ahead of the walk along the chain, by URL: ``(record, digest)``, None (missing)
+    or the error reading it raised. The walk takes a file from here only when a verified link leads to
+    that very URL, so what is read ahead never decides anything by itself."""
+
+    def __init__(self, loads: dict[str, Any]) -> None:
+        self._loads = loads
+
+    @classmethod
+    def read(cls, hints: Iterable[StateLocation], key: bytes | None, scope: ChainScope) -> _Prefetched:
+        locations = {location.url: location for location in hints}
+        if len(locations) < 2:
+            return cls({})
+
+        def load(location: StateLocation) -> Any:
+            try:
+                return storage.load(location, key, where=scope.display(location.url))
+            except Exception as err:  # raised if and when the walk reaches this file
+                return err
+
+        with ThreadPoolExecutor(max_workers=READ_PARALLELISM, thread_name_prefix="resume-chain") as pool:
+            return cls(dict(zip(locations, pool.map(load, locations.values()), strict=True)))
+
+    def load(self, location: StateLocation, key: bytes | None, where: str) -> tuple[StateRecord, str] | None:
+        if location.url not in self._loads:
+            return storage.load(location, key, where=where)
+        loaded = self._loads.pop(location.url)
+        if isinstance(loaded, Exception):
+            raise loaded
+        return loaded
+
+
 def load_chain(
-    location: StateLocation, scope: ChainScope, *, key: bytes | None = None, max_links: int = 10_000
+    location: StateLocation,
+    scope: ChainScope,
+    *,
+    key: bytes | None = None,
+    max_links: int = 10_000,
+    hints: Iterable[StateLocation] = (),
 ) -> StateChain:
     """
     Load and verify the state file at ``location`` and every file it links back to.
 
     Each link is checked against ``scope`` before anything is read from it.
 
+    :param hints: where the earlier tasks' state files are expected (e.g. what the run's tasks
+        announced, checked against ``scope``); they are read side by side first. A link that leads
+        elsewhere is read when it is reached.
     :raises StateError: a file is missing, corrupt, fails its integrity check, or a link is broken or
         leads somewhere a state file of the expected task cannot be.
     """
     shown = scope.display(location.url)
-    loaded = storage.load(location, key, where=shown)
+    prefetched = _Prefetched.read([location, *hints], key, scope)
+    loaded = prefetched.load(location, key, where=shown)
     if loaded is None:
         raise StateMissingError(f"State file {shown} does not exist.")
     head, digest = loaded
@@ -132,7 +182,7 @@ def load_chain(
                 f"The state of task {record.identity.task_id!r} (run {record.identity.run_id!r}) has a {err}"
             ) from None
         linked_shown = scope.display(ref.path)
-        linked = storage.load(linked_location, key, where=linked_shown)
+        linked = prefetched.load(linked_location, key, where=linked_shown)
         if linked is None:
             raise StateError(
                 f"State file {linked_shown} of task {upstream!r}, needed to restore its results, does not exist."

@@ -172,3 +172,40 @@ def test_resume_several_failed_runs_from_the_dag_tab(browser, stack):
     assert (
         f"Resumed as {new_runs[0]}" in frame.locator(f'#runs tr[data-run="{runs[0]}"] .verdict').inner_text()
     )
+
+
+def test_the_resume_tab_of_a_mapped_step_shows_which_map_indexes_run_again(browser, stack):
+    stack.set_variable("resume_test_mapped_fail", "true")
+    stack.set_variable("resume_test_mapped_fail_index", "3")
+    run_id = stack.trigger("resume_test_mapped")
+    assert stack.wait_for_run("resume_test_mapped", run_id) == "failed"
+
+    page = logged_in_page(browser, stack, "admin")
+    frame = open_resume_tab(page, stack, "resume_test_mapped", run_id)
+    assert "Resumable" in frame.locator("#verdict").inner_text()
+    steps = frame.locator("#timeline > li")
+    assert [steps.nth(i).get_attribute("data-task") for i in range(steps.count())] == [
+        "numbers",
+        "square",
+        "total",
+        "report",
+    ]
+
+    square = frame.locator('#timeline > li[data-task="square"]')
+    assert square.get_attribute("data-action") == "run"
+    assert "resume point" in square.inner_text()
+    assert square.locator(".tag", has_text="mapped").is_visible()
+    for task in ("numbers", "total", "report"):
+        assert frame.locator(f'#timeline > li[data-task="{task}"] .tag', has_text="mapped").count() == 0
+
+    lines = square.locator("ul.map-indexes > li")
+    assert lines.count() == 2
+    restored = square.locator('ul.map-indexes > li[data-action="restored"]')
+    again = square.locator('ul.map-indexes > li[data-action="run"]')
+    assert restored.is_visible() and again.is_visible()
+    assert " ".join(restored.inner_text().split()) == "map indexes restored, not run again: 0-2, 4"
+    assert " ".join(again.inner_text().split()) == "map indexes run again: 3"
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    square.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "resume-page-mapped.png"))

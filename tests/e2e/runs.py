@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tools.airflow_stack import wait_for
+
+if TYPE_CHECKING:
+    import httpx
+
+#: The provider's REST API on the api-server.
+API = "/resume/api/v1"
 
 
 def q(value: str) -> str:
@@ -46,9 +52,64 @@ def wait_for_note(stack, dag_id: str, run_id: str, *texts: str, timeout: float =
     )
 
 
-def xcom_value(stack, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+def xcom_value(
+    stack, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+) -> Any:
     with stack.client() as c:
-        resp = c.get(f"/api/v2/dags/{dag_id}/dagRuns/{q(run_id)}/taskInstances/{task_id}/xcomEntries/{key}")
-    assert resp.status_code == 200, resp.text
+        resp = c.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{q(run_id)}/taskInstances/{task_id}/xcomEntries/{key}",
+            params={"map_index": map_index},
+        )
+    assert resp.status_code == 200, f"{task_id}[{map_index}] {key}: {resp.status_code} {resp.text[:2000]}"
     value = resp.json()["value"]
-    return json.loads(value) if isinstance(value, str) else value
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:  # a plain string value
+            return value
+    return value
+
+
+def resume_url(dag_id: str, run_id: str) -> str:
+    return f"{API}/dags/{q(dag_id)}/dagRuns/{q(run_id)}"
+
+
+def verdict(stack, dag_id: str, run_id: str) -> dict[str, Any]:
+    with stack.client() as c:
+        resp = c.get(resume_url(dag_id, run_id))
+    assert resp.status_code == 200, f"verdict: {resp.status_code} {resp.text[:2000]}"
+    return resp.json()
+
+
+def post_resume(stack, dag_id: str, run_id: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    with stack.client() as c:
+        url = resume_url(dag_id, run_id) + "/resume"
+        return c.post(url, json=body) if body is not None else c.post(url)
+
+
+def resumed(stack, dag_id: str, run_id: str, body: dict[str, Any] | None = None) -> str:
+    """Resume ``run_id`` (expecting a new run) and return the new run's id."""
+    resp = post_resume(stack, dag_id, run_id, body)
+    assert resp.status_code == 201, f"resume: {resp.status_code} {resp.text[:2000]}"
+    return resp.json()["dag_run_id"]
+
+
+def refused(stack, dag_id: str, run_id: str, code: str, *texts: str) -> dict[str, Any]:
+    """Check that the verdict refuses ``run_id`` with ``code`` and a reason holding ``texts``, and that a
+    resume request is refused (409) the same way; the verdict."""
+    body = verdict(stack, dag_id, run_id)
+    assert body["resumable"] is False, body
+    assert body["reason_code"] == code, body
+    for text in texts:
+        assert text in body["reason"], body["reason"]
+    resp = post_resume(stack, dag_id, run_id)
+    assert resp.status_code == 409, f"{resp.status_code}: {resp.text[:2000]}"
+    assert resp.json()["reason_code"] == code
+    return body
+
+
+def write_dag(stack, name: str, source: str) -> None:
+    """Write (or rewrite) a DAG file into the stack's DAG folder and serialize it at once."""
+    (stack.dags / f"{name}.py").write_text(source)
+    stack.reserialize()
+    stack.wait_for_dag(name)

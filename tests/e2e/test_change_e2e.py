@@ -24,17 +24,24 @@ import re
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.runs import chain_runs, q, wait_for_note, xcom_value
+from tests.e2e.runs import (
+    chain_runs,
+    q,
+    refused,
+    resumed,
+    verdict,
+    wait_for_note,
+    write_dag,
+    xcom_value,
+)
 from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
 
-API = "/resume/api/v1"
 ETL = "resume_example_etl"
 CHAIN = "resume_test_chain"
 RETRY_ONE = "resume_test_retry_one"
@@ -43,30 +50,6 @@ SEVERAL_SWEEPS = 15
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def resume_url(dag_id: str, run_id: str) -> str:
-    return f"{API}/dags/{q(dag_id)}/dagRuns/{q(run_id)}"
-
-
-def verdict(stack, dag_id: str, run_id: str) -> dict[str, Any]:
-    with stack.client() as c:
-        resp = c.get(resume_url(dag_id, run_id))
-    assert resp.status_code == 200, f"verdict: {resp.status_code} {resp.text[:2000]}"
-    return resp.json()
-
-
-def post_resume(stack, dag_id: str, run_id: str, body: dict[str, Any] | None = None) -> httpx.Response:
-    with stack.client() as c:
-        url = resume_url(dag_id, run_id) + "/resume"
-        return c.post(url, json=body) if body is not None else c.post(url)
-
-
-def resumed(stack, dag_id: str, run_id: str, body: dict[str, Any] | None = None) -> str:
-    """Resume ``run_id`` (expecting a new run) and return the new run's id."""
-    resp = post_resume(stack, dag_id, run_id, body)
-    assert resp.status_code == 201, f"resume: {resp.status_code} {resp.text[:2000]}"
-    return resp.json()["dag_run_id"]
 
 
 def finished(stack, dag_id: str, run_id: str) -> str:
@@ -81,13 +64,6 @@ def finished(stack, dag_id: str, run_id: str) -> str:
                     url = f"/api/v2/dags/{dag_id}/dagRuns/{q(run_id)}/taskInstances/{task_id}/logs/{ti['try_number']}"
                     print(c.get(url).text[-4000:])
     return state
-
-
-def write_dag(stack, name: str, source: str) -> None:
-    """Write (or rewrite) a DAG file into the stack's DAG folder and serialize it at once."""
-    (stack.dags / f"{name}.py").write_text(source)
-    stack.reserialize()
-    stack.wait_for_dag(name)
 
 
 def wait_for_task(stack, dag_id: str, run_id: str, task_id: str, state: str, try_number: int | None = None):
@@ -183,13 +159,7 @@ def test_params_that_refuse_the_original_values_are_refused_then_resumed_once_th
     write_dag(
         stack, dag, PARAMS_DAG.replace("__PARAMS__", '{"resume": True, "region": Param("us", enum=["us"])}')
     )
-    body = verdict(stack, dag, run_id)
-    assert body["resumable"] is False, body
-    assert body["reason_code"] == "params_invalid", body
-    assert "region" in body["reason"], body["reason"]
-    refused = post_resume(stack, dag, run_id)
-    assert refused.status_code == 409, f"{refused.status_code}: {refused.text[:2000]}"
-    assert refused.json()["reason_code"] == "params_invalid"
+    refused(stack, dag, run_id, "params_invalid", "region")
     for command in ("status", "run"):
         done = stack.cli("resume", command, dag, run_id, check=False)
         assert done.returncode == 3, f"resume {command} exited {done.returncode}: {done.stderr[-3000:]}"

@@ -946,3 +946,67 @@ def test_a_record_claiming_an_absurd_number_of_map_indexes_does_not_match_the_sc
     rec["inputs"]["upstream_map_count"] = 10**9
     with pytest.raises(ValueError, match="upstream_map_count"):
         StateRecord.model_validate(rec)
+
+
+# --- reading a chain side by side ---------------------------------------------------------------------
+
+
+def test_load_chain_reads_the_hinted_files_side_by_side_and_each_once(tmp_path, reads, monkeypatch):
+    import threading
+
+    refs = write_chain(tmp_path)
+    threads: set[str] = set()
+    real = storage.read_bytes
+
+    def spy(location, **kwargs):
+        threads.add(threading.current_thread().name)
+        return real(location, **kwargs)
+
+    monkeypatch.setattr(storage, "read_bytes", spy)
+    hints = [StateLocation(url=refs[t].path) for t in ("extract", "transform")]
+
+    chain = load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY, hints=hints)
+
+    assert [r.identity.task_id for r, _ in chain.records] == ["load", "transform", "extract"]
+    assert sorted(reads) == sorted(refs[t].path for t in ("load", "transform", "extract"))
+    assert all(name.startswith("resume-chain") for name in threads)
+
+
+def test_a_hint_the_chain_does_not_lead_to_is_never_used(tmp_path):
+    refs = write_chain(tmp_path)
+    # A forged "transform" file somewhere else, hinted: the walk follows the verified link instead.
+    forged = write(
+        tmp_path,
+        record(
+            "transform",
+            upstream="extract",
+            xcoms=[XComEntry(task_id="extract", key="return_value", value="forged")],
+        ),
+        at="elsewhere/transform.resume.json",
+    )
+    hints = [StateLocation(url=forged.path), StateLocation(url=refs["extract"].path)]
+
+    chain = load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY, hints=hints)
+
+    assert chain.restored_tasks()["extract"].xcoms == EXTRACT_XCOMS
+
+
+def test_an_unreadable_hint_the_chain_does_not_reach_is_no_error(tmp_path):
+    refs = write_chain(tmp_path)
+    broken = tmp_path / "broken.resume.json"
+    broken.write_text("{not json")
+    hints = [StateLocation(url=f"file://{broken}"), StateLocation(url=refs["transform"].path)]
+
+    chain = load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY, hints=hints)
+
+    assert len(chain.records) == 3
+
+
+def test_a_hinted_file_changed_after_it_was_linked_is_still_refused(tmp_path):
+    refs = write_chain(tmp_path)
+    # transform's file rewritten (validly signed, other content) after load linked to it.
+    write(tmp_path, record("transform", upstream="extract", xcoms=[], previous=refs["extract"]))
+    hints = [StateLocation(url=refs["transform"].path), StateLocation(url=refs["extract"].path)]
+
+    with pytest.raises(StateError, match="changed after it was referenced"):
+        load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY, hints=hints)
