@@ -216,8 +216,6 @@ def create_dagrun(dag: Any, *, note: str | None, session: Session, **kwargs: Any
     return dag_run
 
 
-
-
 def add_xcoms_to_new_run(session: Session, dag_run: Any, rows: list[tuple[str, int, str, Any]]) -> None:
     """
     Store XComs already in Airflow's stored form, as they are (not serialized again), in a run just
