@@ -93,6 +93,8 @@ class PageModel:
     failure_message: str | None
     failure_type: str | None
     failure_try: int | None
+    #: The map index that failed, when the failed task is mapped.
+    failure_map_index: int | None = None
     #: False when the user may not read the DAG's XComs: ``Step.xcoms`` then hold sizes, not values.
     xcom_values_shown: bool = True
 
@@ -160,6 +162,11 @@ def build(
         failure_message=mask(failure.get("message")) if failure else None,
         failure_type=failure.get("exception_type"),
         failure_try=failure.get("try_number"),
+        failure_map_index=(
+            chain.head.identity.map_index
+            if chain is not None and chain.head.identity.map_index >= 0
+            else None
+        ),
         xcom_values_shown=show_xcom_values,
     )
 

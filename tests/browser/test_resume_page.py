@@ -183,6 +183,7 @@ def test_the_resume_tab_of_a_mapped_step_shows_which_map_indexes_run_again(brows
     page = logged_in_page(browser, stack, "admin")
     frame = open_resume_tab(page, stack, "resume_test_mapped", run_id)
     assert "Resumable" in frame.locator("#verdict").inner_text()
+    assert "square map index 3 (try 1)" in " ".join(frame.locator("dl").first.inner_text().split())
     steps = frame.locator("#timeline > li")
     assert [steps.nth(i).get_attribute("data-task") for i in range(steps.count())] == [
         "numbers",
