@@ -4,7 +4,7 @@ between the supported releases, in one place.
 
 These are not public API and may move between Airflow releases: a new release is a change of this
 file only. Each function says what it stands for; callers never import the internals themselves.
-Where releases differ, the branch is keyed on the installed release (``AIRFLOW_V_3_2_PLUS``).
+Where releases differ, the branch is keyed on the installed release (``AIRFLOW_V_3_3_PLUS``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance as RuntimeTaskInstance
     from sqlalchemy.orm import Session
 
-#: Airflow 3.2 or later (else 3.1, the floor).
-AIRFLOW_V_3_2_PLUS = airflow_at_least("3.2")
-#: Airflow 3.3 or later.
+#: Airflow 3.3 or later (else 3.2, the floor).
 AIRFLOW_V_3_3_PLUS = airflow_at_least("3.3")
 
 
@@ -136,10 +134,6 @@ def task_stats() -> Any:
     Airflow's metrics in the task runner: the Task SDK's ``Stats``, which the task runner sets up from
     ``[metrics]`` before the task starts (set up here when it did not, e.g. under ``dag.test()``).
     """
-    if not AIRFLOW_V_3_2_PLUS:  # one Stats for every process
-        from airflow.stats import Stats
-
-        return Stats
     from airflow.sdk._shared.observability.metrics import stats
     from airflow.sdk.observability.metrics import stats_utils
 
@@ -152,10 +146,6 @@ def server_stats() -> Any:
     airflow-core's ``Stats``, which the API server and the scheduler set up from ``[metrics]`` when they
     start (set up here in processes Airflow does not set it up in: the retry worker and the CLI).
     """
-    if not AIRFLOW_V_3_2_PLUS:  # one Stats for every process
-        from airflow.stats import Stats
-
-        return Stats
     from airflow._shared.observability.metrics import stats
     from airflow.observability.metrics import stats_utils
 
@@ -165,42 +155,13 @@ def server_stats() -> Any:
 # --- object storage ----------------------------------------------------------------------------------
 
 
-def check_object_storage_url(url: str) -> None:
-    """
-    Build ``ObjectStoragePath(url)`` as a check that a filesystem implementation knows its scheme;
-    raises ``ValueError`` when none does. Nothing is read and no connection is looked up.
-    """
-    from airflow.sdk import ObjectStoragePath
-
-    path = ObjectStoragePath(url)  # 3.2+ (universal_pathlib 0.3): refuses an unknown scheme here
-    if AIRFLOW_V_3_2_PLUS:
-        return
-    # Airflow 3.1 (universal_pathlib < 0.3, its ObjectStoragePath without protocol dispatch) builds a
-    # path for any scheme, e.g. cloudwatch://, and fails only at its first use ("No filesystem
-    # registered for scheme ..."), which then reads as an unreadable state file (state_invalid) instead
-    # of a folder that cannot hold files: refuse the scheme here, by the check universal_pathlib 0.3
-    # makes when it builds the path.
-    from upath.registry import get_upath_class
-
-    if get_upath_class(path.protocol) is None:
-        raise ValueError(f"Unsupported filesystem: {path.protocol!r}")
-
-
 # --- DAGs and tasks ----------------------------------------------------------------------------------
 
 
 def param_is_the_tasks_own(task: Any, key: str) -> bool:
     """Whether the task's param ``key`` (one it has) was set on the task (``@task(params=...)``)."""
     param = task.params.get_param(key)
-    if AIRFLOW_V_3_2_PLUS:
-        return getattr(param, "source", None) == "task"
-    # Airflow 3.1 does not record where a param came from: one the DAG lacks or defines otherwise is
-    # the task's (a task param equal to the DAG's changes nothing either way).
-    dag_params = getattr(getattr(task, "dag", None), "params", None)
-    if dag_params is None or key not in dag_params:
-        return True
-    dag_param = dag_params.get_param(key)
-    return (param.value, param.schema) != (dag_param.value, dag_param.schema)
+    return getattr(param, "source", None) == "task"
 
 
 # --- the metadata database (server side: API server, scheduler, CLI) -----------------------------------
@@ -208,12 +169,7 @@ def param_is_the_tasks_own(task: Any, key: str) -> bool:
 
 def create_dagrun(dag: Any, *, note: str | None, session: Session, **kwargs: Any) -> Any:
     """``dag.create_dagrun(...)`` of a serialized DAG, with the run's note."""
-    if AIRFLOW_V_3_2_PLUS:
-        return dag.create_dagrun(note=note, session=session, **kwargs)
-    # Airflow 3.1's create_dagrun() has no note: set it on the new run, in the same transaction.
-    dag_run = dag.create_dagrun(session=session, **kwargs)
-    dag_run.note = note
-    return dag_run
+    return dag.create_dagrun(note=note, session=session, **kwargs)
 
 
 def add_xcoms_to_new_run(session: Session, dag_run: Any, rows: list[tuple[str, int, str, Any]]) -> None:
@@ -291,24 +247,21 @@ def record_map_length(session: Session, dag: Any, task_id: str, run_id: str, sto
 def _deserialize_stored(value: Any) -> Any:
     """An XCom value in Airflow's stored form (serde form, JSON text when the Task SDK wrote it), as the
     task returned it."""
-    import importlib
     import json
 
-    # The Task SDK's serde (Airflow 3.2+), else airflow-core's (3.1).
-    module = "airflow.sdk.serde" if AIRFLOW_V_3_2_PLUS else "airflow.serialization.serde"
+    from airflow.sdk.serde import deserialize
+
     try:
         if isinstance(value, str):
             value = json.loads(value)
-        return importlib.import_module(module).deserialize(value)
+        return deserialize(value)
     except Exception:
         return value
 
 
 def dag_of_version(bag: Any, version_id: Any, *, session: Session) -> Any:
     """The serialized DAG of one DAG version, read through a ``DBDagBag``, or None."""
-    if AIRFLOW_V_3_2_PLUS:
-        return bag.get_dag(version_id, session=session)
-    return bag._get_dag(version_id, session=session)  # Airflow 3.1: the same method, still private
+    return bag.get_dag(version_id, session=session)
 
 
 def validate_params_with(params: Any, values: Mapping[str, Any]) -> None:
@@ -316,16 +269,7 @@ def validate_params_with(params: Any, values: Mapping[str, Any]) -> None:
     Validate a serialized DAG's params with ``values`` applied, as creating a run with them would;
     raises ``ParamValidationError`` (or ``ValueError`` / ``TypeError``) when they refuse a value.
     """
-    if AIRFLOW_V_3_2_PLUS:
-        params.deep_merge(values).validate()
-        return
-    # Airflow 3.1: the params are an SDK ParamsDict, which validates each value as it is set; its
-    # create_dagrun() merges a run's conf this way.
-    import copy
-
-    merged = copy.deepcopy(params)
-    merged.update(values)
-    merged.validate()
+    params.deep_merge(values).validate()
 
 
 # --- the API server -------------------------------------------------------------------------------------
@@ -338,32 +282,6 @@ def session_user_wins_over_bearer(request: Any) -> bool:
     explicit bearer token always does.
     """
     return not AIRFLOW_V_3_3_PLUS and getattr(request.state, "user", None) is not None
-
-
-# --- the CLI ------------------------------------------------------------------------------------------
-
-
-def add_cli_commands_without_provider_cli() -> None:
-    """
-    Airflow 3.1 has no CLI hook for providers (the provider info ``cli`` key arrived in 3.2): in an
-    ``airflow`` CLI process, add ``airflow resume`` to Airflow's command table before its parser copies
-    it. Called while ``import airflow`` loads the ``airflow.policy`` entry points, which is before
-    ``airflow.__main__`` imports the parser.
-    """
-    import sys
-    from itertools import pairwise
-    from pathlib import Path
-
-    if AIRFLOW_V_3_2_PLUS or "airflow.cli.cli_parser" in sys.modules:
-        return
-    # The airflow command, or python -m airflow (whose argv[0] is still "-m" while airflow imports).
-    if Path(sys.argv[0]).name != "airflow" and ("-m", "airflow") not in pairwise(sys.orig_argv):
-        return
-    from airflow.cli import cli_config
-
-    from airflow_resume_provider.cli import get_cli_commands
-
-    cli_config.core_commands.extend(get_cli_commands())
 
 
 # --- the task state store (Airflow 3.3, AIP-103) --------------------------------------------------------

@@ -13,7 +13,7 @@ import logging
 log = logging.getLogger(__name__)
 
 #: The lowest Airflow release the provider runs on: pyproject.toml requires the same (``apache-airflow>=``).
-MIN_AIRFLOW_VERSION = "3.1"
+MIN_AIRFLOW_VERSION = "3.2"
 
 
 def version_tuple(version: str) -> tuple[int, int, int]:

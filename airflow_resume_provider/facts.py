@@ -277,11 +277,11 @@ def announced_locations(session: Session, dag_run: Any, scope: ChainScope) -> li
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
+    # By the run's id, the leading column of the XCom table's primary key: one run's rows are read
+    # however many runs there are.
     rows = session.execute(
         select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
-            XComModel.dag_id == dag_run.dag_id,
-            XComModel.run_id == dag_run.run_id,
-            XComModel.key == XCOM_STATE_REF,
+            XComModel.dag_run_id == dag_run.id, XComModel.key == XCOM_STATE_REF
         )
     )
     locations = []

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from airflow.policies import hookimpl
 
-from airflow_resume_provider import airflow_internals
 from airflow_resume_provider.compat import airflow_supported
 from airflow_resume_provider.exceptions import NonLinearDagError, ResumeConfigError
 from airflow_resume_provider.settings import RETRIES_TAG, settings_for
@@ -19,9 +18,6 @@ from airflow_resume_provider.structure import linear_order
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
-
-# Airflow 3.1 only: this module is what Airflow loads before its CLI parser (see airflow_internals).
-airflow_internals.add_cli_commands_without_provider_cli()
 
 
 @hookimpl

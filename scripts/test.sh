@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lint, type-check and run every test suite: unit, integration and end-to-end (SQLite, then PostgreSQL),
-# and the browser tests.
+# the browser tests, then the integration and end-to-end suites on the older supported Airflow releases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,3 +20,5 @@ bash scripts/check_package.sh
 pytest -p no:cacheprovider tests/unit tests/integration tests/e2e tests/browser \
   --ignore=tests/e2e/test_cluster_e2e.py
 RESUME_TEST_DB=postgres pytest -p no:cacheprovider tests/integration tests/e2e
+# The older supported releases (today 3.2), each in its own virtualenv with its own pins.
+bash scripts/test_matrix.sh

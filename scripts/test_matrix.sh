@@ -3,10 +3,10 @@
 # release at a time, each in its own virtualenv .venv-<release> pinned by constraints/airflow-<release>.txt
 # (the main .venv and constraints.txt hold the newest release; scripts/test.sh tests that one).
 #
-#   bash scripts/test_matrix.sh            # every release that has a pins file: 3.1 and 3.2
+#   bash scripts/test_matrix.sh            # every release that has a pins file (3.2)
 #   bash scripts/test_matrix.sh 3.2        # one release
 #
-# Extra pytest arguments go after "--", e.g. `bash scripts/test_matrix.sh 3.1 -- -x tests/e2e/test_page_e2e.py`
+# Extra pytest arguments go after "--", e.g. `bash scripts/test_matrix.sh 3.2 -- -x tests/e2e/test_page_e2e.py`
 # (given paths replace the default tests/integration tests/e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,10 +11,7 @@ from typing import Any
 
 
 def dagbag():
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:  # Airflow 3.1
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 

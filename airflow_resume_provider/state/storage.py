@@ -130,10 +130,9 @@ def folder_problem(url: str) -> str | None:
     if scheme in ("file", "local"):
         return None
     try:
-        from airflow_resume_provider.airflow_internals import check_object_storage_url
+        from airflow.sdk import ObjectStoragePath
 
-        # Not ObjectStoragePath(url) alone: Airflow 3.1's accepts any scheme (see the function).
-        check_object_storage_url(url)
+        ObjectStoragePath(url)
     except ValueError as err:
         return (
             f"the state folder is on {scheme!r}, which cannot hold files ({err}): remote logging to CloudWatch, Elasticsearch "

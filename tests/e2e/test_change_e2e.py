@@ -284,7 +284,7 @@ def test_a_task_restored_in_a_resumed_run_is_a_resume_point_of_that_run(stack, t
 
 
 SKIPPED_DAG = """
-from airflow.exceptions import AirflowSkipException  # the one import path from Airflow 3.1 to 3.3
+from airflow.exceptions import AirflowSkipException  # the one import path from Airflow 3.2 to 3.3
 from airflow.sdk import DAG, Variable, task
 
 with DAG("resume_test_skipped", schedule=None, params={"resume": True}):

@@ -146,7 +146,7 @@ def test_a_bearer_token_that_does_not_authenticate_does_not_skip_the_csrf_check(
         cookies={"_token": stack.token("admin")},
         timeout=60,
     )
-    assert forged.status_code in (401, 403), forged.text  # 3.3 refuses the token, 3.1/3.2 the CSRF
+    assert forged.status_code in (401, 403), forged.text  # 3.3 refuses the token, 3.2 the CSRF
     assert run_count(stack) == runs_before
     assert resumed_as(stack, run_id) is None
 

@@ -18,17 +18,17 @@ from airflow_resume_provider.compat import MIN_AIRFLOW_VERSION, unsupported_reas
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("installed", ["3.1.0", "3.1.8", "3.2.2", "3.3.2", "3.10.0", "4.0.0", "3.1.0rc1"])
+@pytest.mark.parametrize("installed", ["3.2.0", "3.2.2", "3.3.2", "3.10.0", "4.0.0", "3.2.0rc1"])
 def test_releases_from_the_floor_up_are_supported(installed):
-    assert unsupported_reason(installed, required="3.1") is None
+    assert unsupported_reason(installed, required="3.2") is None
 
 
-@pytest.mark.parametrize("installed", ["3.0.6", "3.0.0", "2.11.0", "2.10.5"])
+@pytest.mark.parametrize("installed", ["3.1.8", "3.1.0", "3.0.6", "2.11.0", "2.10.5"])
 def test_an_older_release_is_refused_naming_both_versions(installed):
-    reason = unsupported_reason(installed, required="3.1")
+    reason = unsupported_reason(installed, required="3.2")
     assert reason is not None
     assert f"Airflow {installed} is installed" in reason
-    assert "apache-airflow>=3.1" in reason
+    assert "apache-airflow>=3.2" in reason
     assert "the provider is disabled" in reason
 
 
@@ -39,7 +39,7 @@ def test_a_pre_release_counts_as_its_release():
 
 
 def test_an_unreadable_version_disables_the_provider_and_says_so():
-    reason = unsupported_reason("not-a-version", required="3.1")
+    reason = unsupported_reason("not-a-version", required="3.2")
     assert reason is not None
     assert "'not-a-version' cannot be read" in reason
 
