@@ -232,7 +232,7 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
             try_number=ti.try_number,
         ),
         structure=StructureSnapshot(
-            tasks=[(t.task_id, t.task_type) for t in order],
+            tasks=[(t.task_id, t.task_type) for t in order] if upstream_id is None else [],
             hash=structure_hash(order),
             mapped=mapped_task_ids(order),
         ),

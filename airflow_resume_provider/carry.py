@@ -29,7 +29,7 @@ PREVIEW_CHARS = 200
 
 def tasks_to_run(chain: StateChain, resume_task_id: str) -> list[str]:
     """The resume point and every task after it, in the recorded order."""
-    ids = [task_id for task_id, _ in chain.head.structure.tasks]
+    ids = [task_id for task_id, _ in chain.structure.tasks]
     return ids[ids.index(resume_task_id) :] if resume_task_id in ids else []
 
 

@@ -210,7 +210,7 @@ def decide(facts: RunFacts) -> Verdict:
     if facts.current_order_error:
         return _refuse(facts, STRUCTURE_CHANGED, facts.current_order_error)
     assert facts.chain is not None and facts.current_order is not None
-    structure = facts.chain.head.structure
+    structure = facts.chain.structure
     recorded = recorded_order(structure.tasks, structure.mapped)
     changes = describe_changes(recorded, facts.current_order) or facts.map_count_changes
     if changes:
@@ -243,7 +243,7 @@ def point_map_plan(states: list[tuple[int, str]]) -> list[MapIndexStep]:
 def build_plan(facts: RunFacts) -> list[PlanStep]:
     """What happens to each task: restored from which state file, or run."""
     if facts.chain is not None:
-        order = recorded_order(facts.chain.head.structure.tasks, facts.chain.head.structure.mapped)
+        order = recorded_order(facts.chain.structure.tasks, facts.chain.structure.mapped)
     elif facts.current_order is not None:
         order = facts.current_order
     else:

@@ -289,7 +289,7 @@ def _restore_tasks(
 
     restored = chain.restored_tasks()
     skipped = _skipped_tasks(session, source)
-    structure = chain.head.structure
+    structure = chain.structure
     ids = [task_id for task_id, _ in structure.tasks]
     tis_by_task: dict[str, list[Any]] = {}
     for ti in new_run.get_task_instances(session=session):

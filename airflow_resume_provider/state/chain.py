@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_resume_provider.bookkeeping import RETURN_KEY
 from airflow_resume_provider.exceptions import StateError, StateMissingError
 from airflow_resume_provider.state import storage
-from airflow_resume_provider.state.model import StateRecord, StateRef, XComEntry
+from airflow_resume_provider.state.model import StateRecord, StateRef, StructureSnapshot, XComEntry
 from airflow_resume_provider.state.paths import (
     LinkRefused,
     StateLocation,
@@ -56,6 +56,11 @@ class StateChain:
     head: StateRecord
     head_ref: StateRef
     records: list[tuple[StateRecord, StateRef]] = field(default_factory=list)
+
+    @property
+    def structure(self) -> StructureSnapshot:
+        """The run's recorded structure with its task list (kept in the root task's record)."""
+        return next(r.structure for r, _ in self.records if r.structure.tasks)
 
     def restored_tasks(self) -> dict[str, RestoredTask]:
         """task_id -> what to restore, for every task before the resume point."""
@@ -206,4 +211,10 @@ def load_chain(
                 f"{upstream!r}; the state chain is corrupt."
             )
         chain.records.append((record, ref))
+    listed = [r for r, _ in chain.records if r.structure.tasks]
+    if not listed or any(r.structure.hash != head.structure.hash for r in listed):
+        raise StateError(
+            f"The state chain from {shown} does not hold the structure its task recorded (hash "
+            f"{head.structure.hash[:12]}...); it is corrupt."
+        )
     return chain

@@ -7,7 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Bump when the record changes shape; readers keep accepting every older version.
-SCHEMA_VERSION = 1
+#: 2: the structure's task list is in the root task's record only (the others keep its hash).
+SCHEMA_VERSION = 2
 #: The most map indexes a record may say a mapped task ran as.
 MAX_MAP_COUNT = 100_000
 
@@ -26,8 +27,10 @@ class TaskIdentity(_Record):
 
 
 class StructureSnapshot(_Record):
-    #: ``[[task_id, task_type], ...]`` from the root to the leaf.
-    tasks: list[tuple[str, str]]
+    #: ``[[task_id, task_type], ...]`` from the root to the leaf. From schema 2 on only the root task's
+    #: record lists them (the others would repeat them, and a run's state would grow with the square of
+    #: its length); every record has the hash, and a chain takes the list from its root.
+    tasks: list[tuple[str, str]] = Field(default_factory=list)
     hash: str
     #: The mapped steps (``.expand()``) among ``tasks``. Absent in records of older versions: none.
     mapped: list[str] = Field(default_factory=list)

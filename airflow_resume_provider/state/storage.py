@@ -213,10 +213,11 @@ def read_bytes(location: StateLocation, *, where: str | None = None) -> bytes | 
                     return fh.read()
             except (FileNotFoundError, NotADirectoryError):
                 return None
-        path = object_path(location)
-        if not path.exists():
+        try:
+            # One request: asking whether the file exists first would be a second round trip.
+            return object_path(location).read_bytes()
+        except FileNotFoundError:
             return None
-        return path.read_bytes()
     except Exception as err:
         reason = f"Could not read state file {where}: {type(err).__name__}: {err}"
         if _is_unreachable(err):

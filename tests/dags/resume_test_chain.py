@@ -83,3 +83,19 @@ with DAG("resume_test_payload", schedule=None, params={"resume": True, "payload_
         if previous is not None:
             previous >> current
         previous = current
+
+
+with DAG("resume_test_long", schedule=None, params={"resume": True}):
+    # ``resume_test_long``: 80 steps returning small values, to check that a run's state grows
+    # linearly with its length.
+    previous = None
+    for i in range(80):
+
+        @task(task_id=f"step_{i:02d}")
+        def small(index=i):
+            return index
+
+        current = small()
+        if previous is not None:
+            previous >> current
+        previous = current

@@ -1010,3 +1010,43 @@ def test_a_hinted_file_changed_after_it_was_linked_is_still_refused(tmp_path):
 
     with pytest.raises(StateError, match="changed after it was referenced"):
         load_chain(StateLocation(url=refs["load"].path), scope(tmp_path), key=KEY, hints=hints)
+
+
+# --- the structure's task list, kept in the root task's record -----------------------------------------
+
+
+def without_task_list(rec: StateRecord) -> StateRecord:
+    return rec.model_copy(update={"structure": rec.structure.model_copy(update={"tasks": []})})
+
+
+def test_a_chain_takes_the_task_list_from_its_root_record(tmp_path):
+    extract = write(tmp_path, record("extract"))
+    transform = write(
+        tmp_path,
+        without_task_list(record("transform", upstream="extract", xcoms=EXTRACT_XCOMS, previous=extract)),
+    )
+    load = write(
+        tmp_path,
+        without_task_list(
+            record("load", upstream="transform", xcoms=TRANSFORM_XCOMS, previous=transform, failed=True)
+        ),
+    )
+
+    chain = load_chain(StateLocation(url=load.path), scope(tmp_path), key=KEY)
+
+    assert chain.head.structure.tasks == []
+    assert chain.structure.tasks == ORDER
+    verdict = decide(facts(failed_task_id="load", resume_task_id="load", chain=chain))
+    assert verdict.resumable, verdict.reason
+    assert [s.task_id for s in verdict.plan.tasks] == ["extract", "transform", "load"]
+
+
+def test_a_chain_whose_root_recorded_another_structure_is_corrupt(tmp_path):
+    other = [("extract", PY), ("load", BASH)]
+    extract = write(tmp_path, record("extract", order=other))
+    transform = write(
+        tmp_path,
+        without_task_list(record("transform", upstream="extract", xcoms=EXTRACT_XCOMS, previous=extract)),
+    )
+    with pytest.raises(StateError, match="does not hold the structure its task recorded"):
+        load_chain(StateLocation(url=transform.path), scope(tmp_path), key=KEY)
