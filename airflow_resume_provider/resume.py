@@ -295,7 +295,8 @@ def _restore_tasks(
     for ti in new_run.get_task_instances(session=session):
         tis_by_task.setdefault(ti.task_id, []).append(ti)
     xcoms: list[tuple[str, int, str, Any]] = []
-    for task_id in ids[: ids.index(point)]:
+    cut = ids.index(point)
+    for position, task_id in enumerate(ids[:cut]):
         task = restored.get(task_id)
         if task is None:
             continue
@@ -310,9 +311,11 @@ def _restore_tasks(
             ti.start_date = ti.end_date = now
             ti.note = f"Not run: restored from {source.run_id} by resume"
         xcoms += [(task_id, x.map_index, x.key, x.value) for x in task.xcoms]
-        for xcom in task.xcoms:
-            if xcom.key == RETURN_KEY and xcom.map_index == -1:
-                airflow_internals.record_map_length(session, dag, task_id, new_run.run_id, xcom.value)
+        # Only a mapped step right after this one can expand over its result (the DAG is a chain).
+        if ids[position + 1] in structure.mapped:
+            for xcom in task.xcoms:
+                if xcom.key == RETURN_KEY and xcom.map_index == -1:
+                    airflow_internals.record_map_length(session, dag, task_id, new_run.run_id, xcom.value)
         if task.state_ref is not None:
             # The same announcement the task made when it ran, so later captures link to its state.
             ref = task.state_ref
