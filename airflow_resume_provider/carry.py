@@ -15,13 +15,12 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_resume_provider.airflow_internals import task_state_store_model
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from airflow_resume_provider.state.chain import StateChain
-
-# airflow_internals is imported where used: importing it imports Airflow, whose policy entry point
-# imports this package back (a cycle when this module is imported first).
 
 #: How much of a carried value the plan shows.
 PREVIEW_CHARS = 200
@@ -36,8 +35,6 @@ def tasks_to_run(chain: StateChain, resume_task_id: str) -> list[str]:
 def _rows(session: Session, dag_run_id: int, task_ids: list[str]) -> list[Any]:
     """The unexpired entries of ``task_ids`` in one run (none before Airflow 3.3)."""
     from sqlalchemy import or_, select
-
-    from airflow_resume_provider.airflow_internals import task_state_store_model
 
     model: Any = task_state_store_model()
     if model is None or not task_ids:
@@ -89,8 +86,6 @@ def copy_entries(session: Session, source: Any, new_run: Any, task_ids: list[str
     rows = _rows(session, source.id, task_ids)
     if not rows:
         return 0
-    from airflow_resume_provider.airflow_internals import task_state_store_model
-
     model: Any = task_state_store_model()
     session.execute(
         insert(model),
