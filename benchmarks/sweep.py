@@ -46,11 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.common import BIN, RESULTS_DIR  # noqa: E402
 from tools.airflow_home import in_process_env  # noqa: E402
 from tools.machine import machine_facts  # noqa: E402
 
-RESULTS_DIR = REPO / "benchmarks" / "results"
-BIN = Path(sys.executable).parent
 PLAIN_ENABLED = [f"bench_sweep_enabled_{i:02d}" for i in range(10)]
 PLAIN_OFF = [f"bench_sweep_off_{i:02d}" for i in range(10)]
 RETRYING = [f"bench_sweep_retry_{i}" for i in range(3)]

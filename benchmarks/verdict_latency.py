@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import statistics
@@ -60,6 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.common import p95, timed  # noqa: E402
 from tools.airflow_stack import AirflowStack  # noqa: E402
 from tools.machine import machine_facts  # noqa: E402
 
@@ -120,12 +120,6 @@ class ApiServerOnly(AirflowStack):
 # --- statistics -------------------------------------------------------------------------------------
 
 
-def p95(values: list[float]) -> float:
-    """Nearest-rank 95th percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
 def rounds_summary(rounds: list[list[float]]) -> dict[str, float]:
     """Per-round p50 and p95 (ms), then the median of each over the rounds."""
     return {
@@ -135,12 +129,6 @@ def rounds_summary(rounds: list[list[float]]) -> dict[str, float]:
         "p95_ms": statistics.median(p95(r) for r in rounds) * 1000,
         "max_ms": max(max(r) for r in rounds) * 1000,
     }
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # --- the template runs ------------------------------------------------------------------------------
