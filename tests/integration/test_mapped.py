@@ -10,17 +10,6 @@ from tests.integration.test_resume import assess, resume
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
 
 
-@pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    path = tmp_path / "ledger.txt"
-    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_LEDGER", str(path))
-
-    def executed() -> list[str]:
-        return path.read_text().split() if path.exists() else []
-
-    return executed
-
-
 def map_states(dag_id: str, run_id: str, task_id: str) -> dict[int, tuple[str | None, int]]:
     """map_index -> (state, try_number) of one task of a run."""
     from airflow.models.taskinstance import TaskInstance

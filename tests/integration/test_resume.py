@@ -17,17 +17,6 @@ from tests.helpers import (
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
 
 
-@pytest.fixture
-def ledger(tmp_path, monkeypatch):
-    path = tmp_path / "ledger.txt"
-    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_LEDGER", str(path))
-
-    def executed() -> list[str]:
-        return path.read_text().split() if path.exists() else []
-
-    return executed
-
-
 def _session():
     from airflow.utils.session import create_session
 
