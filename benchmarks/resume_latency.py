@@ -420,7 +420,7 @@ def write_results(path: Path, payload: dict[str, Any]) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--repeats", type=int, default=3, help="measurements per method and position")
+    parser.add_argument("--repeats", type=int, default=5, help="measurements per method and position")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME")
     parser.add_argument(
         "--backend",

@@ -49,6 +49,9 @@ def logged_in_page(browser, stack, user: str):
     page.get_by_label("Password").fill(USERS[user])
     page.get_by_role("button", name="Sign in").click()
     wait_for(lambda: any(c["name"] == "_token" for c in context.cookies()), timeout=30, what="signed in")
+    # The login page sets the cookie and then navigates to the UI: wait for that navigation to end, or
+    # the test's next goto is interrupted by it.
+    page.wait_for_url(lambda url: "/auth/" not in url, timeout=30_000, wait_until="load")
     return page
 
 
@@ -113,7 +116,7 @@ def test_a_viewer_sees_the_page_read_only_and_dark_mode_follows_airflow(browser,
     assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
 
     page = logged_in_page(browser, stack, "viewer")
-    # Set before the next page's scripts run (the page may still be navigating after the login).
+    # Set before the next page's scripts run.
     page.context.add_init_script("try { localStorage.setItem('theme', 'dark'); } catch (e) {}")
     frame = open_resume_tab(page, stack, "resume_example_etl", run_id)
     assert "Resumable" in frame.locator("#verdict").inner_text()
