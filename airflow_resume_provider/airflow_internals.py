@@ -172,6 +172,15 @@ def create_dagrun(dag: Any, *, note: str | None, session: Session, **kwargs: Any
     return dag.create_dagrun(note=note, session=session, **kwargs)
 
 
+def set_note_of_new_task_instance(ti: Any, text: str) -> None:
+    """Give a task instance of a run just created its note without a query: through ``ti.note`` the ORM
+    first loads the (absent) note row, one SELECT per task instance."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    set_committed_value(ti, "task_instance_note", None)
+    ti.note = text
+
+
 def add_xcoms_to_new_run(session: Session, dag_run: Any, rows: list[tuple[str, int, str, Any]]) -> None:
     """
     Store XComs already in Airflow's stored form, as they are (not serialized again), in a run just

@@ -203,10 +203,15 @@ def _lock_for(dag_id: str, run_id: str) -> threading.Lock:
 
 
 def _run_after(now: datetime, delay_seconds: float) -> datetime:
-    """When the run may start. Without a delay: now, to the whole second, because SQLite's now() (which
-    the scheduler compares run_after with) has whole seconds and would hold the run back up to 1 s."""
+    """
+    When the run may start. Without a delay: the second before now's whole second.
+
+    The scheduler starts queued runs with ``run_after <= now()`` in the database. SQLite's now() has
+    whole seconds and is compared as text with a stored ``... 12:00:05.000000``, which is greater
+    than ``... 12:00:05``: a run_after within the current second would wait for the next one.
+    """
     if delay_seconds <= 0:
-        return now.replace(microsecond=0)
+        return now.replace(microsecond=0) - timedelta(seconds=1)
     return now + timedelta(seconds=delay_seconds)
 
 
@@ -309,7 +314,9 @@ def _restore_tasks(
             # A skipped task stays skipped, so trigger rules downstream see what they saw originally.
             ti.state = TaskInstanceState.SKIPPED if task_id in skipped else TaskInstanceState.SUCCESS
             ti.start_date = ti.end_date = now
-            ti.note = f"Not run: restored from {source.run_id} by resume"
+            airflow_internals.set_note_of_new_task_instance(
+                ti, f"Not run: restored from {source.run_id} by resume"
+            )
         xcoms += [(task_id, x.map_index, x.key, x.value) for x in task.xcoms]
         # Only a mapped step right after this one can expand over its result (the DAG is a chain).
         if ids[position + 1] in structure.mapped:
@@ -364,7 +371,9 @@ def _restore_finished_map_indexes(
         if ti.map_index in kept:
             ti.state = TaskInstanceState(kept[ti.map_index])
             ti.start_date = ti.end_date = now
-            ti.note = f"Not run: map index {kept[ti.map_index]} in {source.run_id}, kept by resume"
+            airflow_internals.set_note_of_new_task_instance(
+                ti, f"Not run: map index {kept[ti.map_index]} in {source.run_id}, kept by resume"
+            )
     session.flush()
     rows = session.execute(
         select(XComModel.key, XComModel.value, XComModel.map_index).where(

@@ -26,8 +26,9 @@ the stack's ``[core] parallelism``; only the generated DAG is loaded):
   latency grow with the position of the failed task?).
 
 The scheduler only starts queued runs with ``run_after <= now()``, and SQLite's ``CURRENT_TIMESTAMP``
-has whole seconds: the provider sets a resumed run's ``run_after`` to the whole second, so that it is
-not held back up to 1 s (a cleared run keeps its old ``run_after``).
+has whole seconds and compares as text: the provider sets a resumed run's ``run_after`` to the second
+before the current whole second, so that it is not held back up to 1 s (a cleared run keeps its old
+``run_after``).
 
 Prints Markdown tables and machine facts, and writes ``benchmarks/results/resume_latency.json``
 (``resume_latency_postgres.json`` with ``--backend postgres``).

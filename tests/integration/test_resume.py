@@ -113,6 +113,24 @@ def test_resuming_twice_returns_the_same_run():
     assert assess("resume_example_etl", dr.run_id).resumed_run_id == first.dag_run_id
 
 
+def test_a_resumed_run_may_start_at_once():
+    """The scheduler starts queued runs whose ``run_after <= now()`` in the database; on SQLite now()
+    has whole seconds and compares as text, so a run_after in the current second would wait for the
+    next one."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import func, select
+
+    dr = run_dag("resume_example_etl")
+    outcome = resume("resume_example_etl", dr.run_id)
+    with _session() as session:
+        startable = session.scalar(
+            select(DagRun.run_after <= func.now()).where(
+                DagRun.dag_id == "resume_example_etl", DagRun.run_id == outcome.dag_run_id
+            )
+        )
+    assert startable
+
+
 def test_concurrent_requests_create_exactly_one_run():
     from concurrent.futures import ThreadPoolExecutor
 
