@@ -12,3 +12,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[s3,test,celery]"
   touch "$stamp"
 fi
+# The editable install leaves build metadata in the checkout. With the checkout on sys.path (pytest, the
+# test stacks) Python would then see the provider twice, and Airflow would log "Plugin 'resume' already
+# registered" and list it as a plugin import error.
+rm -rf airflow_resume_provider.egg-info

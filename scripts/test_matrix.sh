@@ -55,6 +55,7 @@ setup_venv() {
     rm -f "$venv"/.installed-*
     touch "$stamp"
   fi
+  rm -rf airflow_resume_provider.egg-info # as in scripts/setup.sh
 }
 
 summary=()
