@@ -33,7 +33,7 @@ before the current whole second, so that it is not held back up to 1 s (a cleare
 Prints Markdown tables and machine facts, and writes ``benchmarks/results/resume_latency.json``
 (``resume_latency_postgres.json`` with ``--backend postgres``).
 
-Run from the repository root (about 5 minutes on 2 cores)::
+Run from the repository root (about 10 minutes on 2 cores)::
 
     .venv/bin/python benchmarks/resume_latency.py                 # or /work/venv/bin/python
     .venv/bin/python benchmarks/resume_latency.py --keep-home     # keep AIRFLOW_HOME (scheduler log)
