@@ -118,20 +118,18 @@ class AirflowStack:
     def reserialize(self, timeout: float = 600) -> None:
         """Parse the DAG folder into the metadata DB now, instead of waiting for the dag-processor.
 
-        A DAG file that is new to both this command and the running dag-processor can be inserted
-        by both at once; the loser fails on the ``dag`` table's unique key. That race is Airflow's,
-        not the provider's, and the other parser has stored the DAG: parse again.
+        The dag-processor is stopped meanwhile. A DAG file new to both this command and a running
+        dag-processor would be inserted by both at once; the loser fails on the ``dag`` table's unique
+        key, and a dag-processor that loses exits. That race is Airflow's, not the provider's.
         """
-        for _attempt in range(3):
+        args = dict(self.components())["dag-processor"]
+        self.stop_component("dag-processor")
+        try:
             done = self.cli("dags", "reserialize", check=False, timeout=timeout)
-            if done.returncode == 0:
-                return
-            duplicate = (
-                "UNIQUE constraint failed: dag." in done.stderr or "duplicate key value" in done.stderr
-            )
-            if not duplicate:
-                break
-        raise AssertionError(f"airflow dags reserialize exited {done.returncode}:\n{done.stderr[-3000:]}")
+        finally:
+            self.start_component("dag-processor", args)
+        if done.returncode != 0:
+            raise AssertionError(f"airflow dags reserialize exited {done.returncode}:\n{done.stderr[-3000:]}")
 
     def start(self) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
