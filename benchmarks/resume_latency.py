@@ -207,10 +207,17 @@ def wait_idle(client: httpx.Client) -> None:
 
 def stop_run(client: httpx.Client, run_id: str) -> None:
     """Mark the run success so its remaining tasks do not overlap the next measurement."""
-    state = client.get(runs_url(run_id)).json()["state"]
-    if state not in ("success", "failed"):
+    for _attempt in range(5):
+        state = client.get(runs_url(run_id)).json()["state"]
+        if state in ("success", "failed"):
+            return
         resp = client.patch(runs_url(run_id), json={"state": "success"})
-        resp.raise_for_status()
+        if resp.status_code < 500:
+            resp.raise_for_status()
+            return
+        # On SQLite with a fast scheduler loop, Airflow's PATCH can lose the database lock: try again.
+        time.sleep(1)
+    resp.raise_for_status()
 
 
 # --- one measurement --------------------------------------------------------------------------------
