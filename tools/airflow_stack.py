@@ -126,11 +126,9 @@ class AirflowStack:
         args = dict(self.components())["dag-processor"]
         self.stop_component("dag-processor", sig=signal.SIGKILL)
         try:
-            done = self.cli("dags", "reserialize", check=False, timeout=timeout)
+            self.cli("dags", "reserialize", timeout=timeout)
         finally:
             self.start_component("dag-processor", args)
-        if done.returncode != 0:
-            raise AssertionError(f"airflow dags reserialize exited {done.returncode}:\n{done.stderr[-3000:]}")
 
     def start(self) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
