@@ -85,3 +85,21 @@ def pytest_sessionfinish(session, exitstatus):
         except Exception as err:  # leaving a test database behind must not fail the run
             print(f"could not drop {PG_DB}: {err}", file=sys.stderr)
     shutil.rmtree(HOME, ignore_errors=True)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--reverse-modules",
+        action="store_true",
+        help="run the test modules in reverse order (each module's tests keep their order): "
+        "shows that no module depends on what an earlier one left behind",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--reverse-modules"):
+        return
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    items[:] = [item for module in reversed(list(modules)) for item in modules[module]]

@@ -1,8 +1,10 @@
 """
 Fixtures for end-to-end and browser tests: one real Airflow stack per test session, shared.
 
-With ``RESUME_TEST_DB=sqlite`` (default) the stack uses SQLite and remote logging to S3 served by
-``moto_server`` over HTTP; with ``RESUME_TEST_DB=postgres`` it uses PostgreSQL and local logs.
+With ``RESUME_TEST_DB=postgres`` (the end-to-end pass of CI) the stack uses PostgreSQL and remote
+logging to S3 served by ``moto_server`` over HTTP, so state files live on S3; with ``RESUME_TEST_DB=sqlite``
+(the default; the ``release`` set on the older Airflow) it uses SQLite and local logs, Airflow's
+embedded default. Between them, both state stores are proven end to end.
 
 Either way the auth manager is ``tests.auth_manager.NoXComAuditorAuthManager`` (SimpleAuthManager
 plus a user ``auditor`` who may read runs but not XComs), imported by the Airflow processes from the
@@ -40,7 +42,7 @@ def stack(backend, tmp_path_factory, request):
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
     }
     s3 = None
-    if backend == "sqlite":
+    if backend == "postgres":
         endpoint, s3 = request.getfixturevalue("moto_endpoint")
         extra_env |= {
             "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",

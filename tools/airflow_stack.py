@@ -18,10 +18,14 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -29,21 +33,89 @@ BIN = Path(sys.executable).parent
 USERS = {"admin": "admin-pw", "viewer": "viewer-pw", "operator": "operator-pw", "auditor": "auditor-pw"}
 
 
+#: Port range of this test lane ("20000-20999"), so that lanes running side by side (scripts/test.sh)
+#: never hand out the same port; unset, the system picks a free one.
+PORTS_VAR = "RESUME_TEST_PORTS"
+_next_port: dict[str, int] = {}
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    lane = os.environ.get(PORTS_VAR)
+    if not lane:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    first, _, last = lane.partition("-")
+    low, high = int(first), int(last)
+    port = _next_port.get(lane, low)
+    for _ in range(high - low + 1):
+        candidate, port = port, low + (port + 1 - low) % (high - low + 1)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        _next_port[lane] = port
+        return candidate
+    raise RuntimeError(f"no free port in {PORTS_VAR}={lane}")
+
+
+class ComponentDied(AssertionError):
+    """A component of a running stack exited while a test waited on it."""
+
+
+#: Stacks that are up: every wait checks that their components still run.
+_live_stacks: list[AirflowStack] = []
 
 
 def wait_for(condition, *, timeout: float, interval: float = 0.5, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy; fail at once if a stack's component died."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
+        for stack in list(_live_stacks):
+            stack.check_alive()
         last = condition()
         if last:
             return last
         time.sleep(interval)
     raise TimeoutError(f"{what} not reached within {timeout:.0f}s (last: {last!r})")
+
+
+def stays(condition, *, seconds: float, interval: float = 0.5, what: str) -> None:
+    """Check that ``condition`` holds for ``seconds``: fail as soon as it does not."""
+    deadline = time.monotonic() + seconds
+    while True:
+        for stack in list(_live_stacks):
+            stack.check_alive()
+        if not condition():
+            raise AssertionError(
+                f"{what}: no longer true after {seconds - (deadline - time.monotonic()):.1f}s"
+            )
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
+class _RetryLockedWrites(httpx.HTTPTransport):
+    """
+    Retries a request to Airflow's REST API that got a 500 on SQLite: a writer that found the database
+    locked (the Execution API's first request, a scheduler loop) gets "Internal Server Error". The
+    request did not commit, so sending it again is safe. The provider's own routes are not retried.
+    """
+
+    ATTEMPTS = 8
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(self.ATTEMPTS):
+            response = super().handle_request(request)
+            if response.status_code != 500 or not request.url.path.startswith("/api/v2/"):
+                return response
+            if attempt + 1 < self.ATTEMPTS:
+                response.read()
+                response.close()
+                time.sleep(0.25 * (attempt + 1))
+        return response
 
 
 @dataclass
@@ -57,6 +129,8 @@ class AirflowStack:
     pg_db: str | None = None
     #: boto3 S3 client of the remote log bucket, when the stack logs to S3.
     s3: Any = None
+    #: Bearer tokens by user, fetched once and reused by every request of the stack's life.
+    tokens: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -69,6 +143,24 @@ class AirflowStack:
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def scheduler_idle_sleep(self) -> float:
+        # SQLite has one writer: a scheduler looping every 0.2 s makes other writers find it locked.
+        return 1.0 if self.backend == "sqlite" else 0.2
+
+    @property
+    def retry_sweep_interval(self) -> float:
+        return float(self.env()["AIRFLOW__RESUME__RETRY_SWEEP_INTERVAL"])
+
+    @property
+    def decision_window(self) -> float:
+        """
+        How long the stack takes at most to make an automatic decision it is going to make (a retry,
+        a note): three retry sweeps and three scheduler loops. A test that checks that nothing more
+        happens watches for this long.
+        """
+        return 3 * self.retry_sweep_interval + 3 * (self.scheduler_idle_sleep + 1)
 
     def env(self) -> dict[str, str]:
         env = {
@@ -92,13 +184,18 @@ class AirflowStack:
             AIRFLOW__API__WORKERS="1",
             AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.url}/execution/",
             AIRFLOW__API_AUTH__JWT_SECRET="e2e-jwt-secret-0123456789abcdef0123456789",
-            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="3",
-            AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="3",
+            # A new file is found within a second (the folder is listed every second) and a changed
+            # file is parsed again at the next loop (files newer than their last parse go first);
+            # files that did not change are not parsed again.
+            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="1",
+            AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL="1",
+            AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="3600",
             AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+            AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=f"{self.scheduler_idle_sleep:g}",
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
             AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(self.logs),
             AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL="0",
-            AIRFLOW__RESUME__RETRY_SWEEP_INTERVAL="3",
+            AIRFLOW__RESUME__RETRY_SWEEP_INTERVAL="2",
         )
         if self.pg_db:
             env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
@@ -115,20 +212,55 @@ class AirflowStack:
             raise AssertionError(f"airflow {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
         return done
 
-    def reserialize(self, timeout: float = 600) -> None:
-        """Parse the DAG folder into the metadata DB now, instead of waiting for the dag-processor.
+    # --- DAG files ----------------------------------------------------------------------------------
 
-        The dag-processor is stopped meanwhile. A DAG file new to both this command and a running
-        dag-processor would be inserted by both at once; the loser fails on the ``dag`` table's unique
-        key, and a dag-processor that loses exits. That race is Airflow's, not the provider's. It is
-        killed, not asked to stop (that takes 5 s): it parses everything again when it starts.
+    def write_dag_file(
+        self,
+        name: str,
+        source: str,
+        *,
+        dag_ids: tuple[str, ...] | None = None,
+        new_version: bool = True,
+        timeout: float = 120,
+    ) -> None:
         """
-        args = dict(self.components())["dag-processor"]
-        self.stop_component("dag-processor", sig=signal.SIGKILL)
-        try:
-            self.cli("dags", "reserialize", timeout=timeout)
-        finally:
-            self.start_component("dag-processor", args)
+        Write ``<dags>/<name>.py`` and wait until Airflow serves it: for each of ``dag_ids`` (default:
+        ``name``), the DAG's source is ``source`` (a new DAG version), or, with ``new_version=False``
+        (e.g. only a task's code changed, so Airflow keeps the DAG version), the DAG was parsed after
+        the write.
+
+        The file is replaced in one step, so the dag-processor never reads half of it. A write that
+        lands while the dag-processor parses the old file can look older than that parse: the file is
+        touched again every few seconds until the new source shows.
+        """
+        path = self.dags / f"{name}.py"
+        staged = self.home / f".{name}.py.new"
+        staged.write_text(source)
+        os.replace(staged, path)
+        written = time.time()
+        last_touch = time.monotonic()
+
+        def served() -> bool:
+            nonlocal last_touch
+            if time.monotonic() - last_touch > 3:
+                os.utime(path)
+                last_touch = time.monotonic()
+            with self.client() as c:
+                for dag_id in dag_ids or (name,):
+                    if new_version:
+                        resp = c.get(f"/api/v2/dagSources/{dag_id}")
+                        if resp.status_code != 200 or resp.json().get("content") != source:
+                            return False
+                    else:
+                        resp = c.get(f"/api/v2/dags/{dag_id}")
+                        parsed = resp.status_code == 200 and resp.json().get("last_parsed_time")
+                        if not parsed or _timestamp(parsed) <= written:
+                            return False
+            return True
+
+        wait_for(served, timeout=timeout, interval=0.5, what=f"Airflow serving the new {path.name}")
+
+    # --- components ---------------------------------------------------------------------------------
 
     def start(self) -> AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -143,8 +275,22 @@ class AirflowStack:
         self.cli("db", "migrate")
         for name, args in self.components():
             self.start_component(name, args)
+        _live_stacks.append(self)
         wait_for(self._healthy, timeout=120, what="api-server and scheduler healthy")
+        self.warm_execution_api(self.url)
         return self
+
+    @staticmethod
+    def warm_execution_api(url: str) -> None:
+        """
+        Make the api-server build its Execution API routes now: it does so on the first request, for
+        seconds, and on SQLite inside a write transaction that would lock out the first tasks.
+        """
+        wait_for(
+            lambda: httpx.get(f"{url}/execution/health/ping", timeout=120).status_code == 200,
+            timeout=180,
+            what=f"the Execution API of {url}",
+        )
 
     def components(self) -> list[tuple[str, list[str]]]:
         """The processes ``start()`` runs: a name and the ``airflow`` arguments of each."""
@@ -180,10 +326,50 @@ class AirflowStack:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
 
-    def stop(self) -> None:
-        running = self._running_task_ids()
-        for name in list(self.processes):
+    def restart(self, *names: str) -> None:
+        """
+        Stop the named components together and start them again (with the stack's environment as it
+        is now); returns once the api-server and a scheduler are healthy and the Execution API answers.
+        """
+        for name in names:
+            with contextlib.suppress(ProcessLookupError, KeyError):
+                os.killpg(self.processes[name].pid, signal.SIGTERM)
+        args = dict(self.components())
+        for name in names:
             self.stop_component(name)
+        for name in names:
+            self.start_component(name, args[name])
+        wait_for(self._healthy, timeout=300, interval=0.5, what=f"{', '.join(names)} healthy again")
+        self.warm_execution_api(self.url)
+
+    def check_alive(self) -> None:
+        """Fail at once, naming it and showing its last log lines, if a component of the stack exited."""
+        for name, proc in list(self.processes.items()):
+            code = proc.poll()
+            if code is not None:
+                self.processes.pop(name, None)
+                tail = "\n".join(self.component_log(name).splitlines()[-40:])
+                raise ComponentDied(
+                    f"the {name} of the test stack exited with {code}; the end of {self.home / name}.out:\n{tail}"
+                )
+
+    @contextlib.contextmanager
+    def expecting_exit(self, name: str) -> Iterator[subprocess.Popen]:
+        """Hand a component over to a test that ends it on purpose: it is no longer watched."""
+        proc = self.processes.pop(name)
+        yield proc
+
+    def stop(self) -> None:
+        """Stop every component at once, end the task processes they leave, drop the database."""
+        if self in _live_stacks:
+            _live_stacks.remove(self)
+        running = self._running_task_ids()
+        for proc in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for name in list(self.processes):
+            self.stop_component(name, timeout=max(0.1, deadline - time.monotonic()))
         self._kill_task_processes(running)
         if self.pg_db:
             try:
@@ -236,15 +422,21 @@ class AirflowStack:
     # --- REST helpers -------------------------------------------------------------------------------
 
     def token(self, user: str = "admin") -> str:
-        resp = httpx.post(
-            f"{self.url}/auth/token", json={"username": user, "password": USERS[user]}, timeout=30
-        )
-        resp.raise_for_status()
-        return resp.json()["access_token"]
+        if user not in self.tokens:
+            resp = httpx.post(
+                f"{self.url}/auth/token", json={"username": user, "password": USERS[user]}, timeout=30
+            )
+            resp.raise_for_status()
+            self.tokens[user] = resp.json()["access_token"]
+        return self.tokens[user]
 
     def client(self, user: str | None = "admin") -> httpx.Client:
+        return self.client_for(self.url, user)
+
+    def client_for(self, url: str, user: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        transport = _RetryLockedWrites() if self.backend == "sqlite" else None
+        return httpx.Client(base_url=url, headers=headers, timeout=60, transport=transport)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         with self.client() as c:
@@ -265,6 +457,20 @@ class AirflowStack:
             assert resp.status_code == 200, resp.text
             return resp.json()["dag_run_id"]
 
+    def dag_runs(self, dag_id: str, run_id_prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every run of the DAG (all pages), or those whose run id starts with ``run_id_prefix``."""
+        runs: list[dict[str, Any]] = []
+        with self.client() as c:
+            while True:
+                body = c.get(
+                    f"/api/v2/dags/{dag_id}/dagRuns",
+                    params={"limit": 100, "offset": len(runs), "order_by": "id"},
+                ).json()
+                runs += body["dag_runs"]
+                if not body["dag_runs"] or len(runs) >= body["total_entries"]:
+                    break
+        return [r for r in runs if not run_id_prefix or r["dag_run_id"].startswith(run_id_prefix)]
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         with self.client() as c:
             return c.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
@@ -275,7 +481,7 @@ class AirflowStack:
         return wait_for(
             lambda: (s := self.run_state(dag_id, run_id)) in states and s,
             timeout=timeout,
-            interval=1,
+            interval=0.5,
             what=f"run {run_id} in {states}",
         )
 
@@ -306,12 +512,49 @@ class AirflowStack:
             )
             assert resp.status_code == 200, resp.text
 
+    # --- Variables ----------------------------------------------------------------------------------
+
     def set_variable(self, key: str, value: str) -> None:
         with self.client() as c:
             resp = c.patch(f"/api/v2/variables/{key}", json={"key": key, "value": value})
             if resp.status_code == 404:
                 resp = c.post("/api/v2/variables", json={"key": key, "value": value})
             assert resp.status_code in (200, 201), resp.text
+
+    def get_variable(self, key: str) -> str | None:
+        with self.client() as c:
+            resp = c.get(f"/api/v2/variables/{key}")
+        if resp.status_code == 404:
+            return None
+        assert resp.status_code == 200, resp.text
+        return resp.json()["value"]
+
+    def delete_variable(self, key: str) -> None:
+        with self.client() as c:
+            resp = c.delete(f"/api/v2/variables/{key}")
+        assert resp.status_code in (204, 404), resp.text
+
+    @contextlib.contextmanager
+    def variables_from(self, values: dict[str, str]) -> Iterator[None]:
+        """Set Variables for the block; afterwards each has its earlier value again (or none)."""
+        before = {key: self.get_variable(key) for key in values}
+        try:
+            for key, value in values.items():
+                self.set_variable(key, value)
+            yield
+        finally:
+            for key, value in before.items():
+                if value is None:
+                    self.delete_variable(key)
+                else:
+                    self.set_variable(key, value)
+
+    def variables(self, **values: str) -> contextlib.AbstractContextManager[None]:
+        return self.variables_from(values)
+
+
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _pg_admin(sql: str) -> None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -147,22 +145,12 @@ class ClusterStack(AirflowStack):
         return alive and f"{worker}@{self.queue} ready." in self.log_since_start(worker)
 
     def client(self, user: str | None = "admin", api: int = 1) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.token(user)}"} if user else {}
-        return httpx.Client(base_url=self.api_url(api), headers=headers, timeout=60)
+        return self.client_for(self.api_url(api), user)
 
     def stop(self) -> None:
-        """Stop every component at once (one by one takes about a minute), then drop the database."""
-        running = self._running_task_ids()
         try:
-            for proc in self.processes.values():
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            for name in list(self.processes):
-                self.stop_component(name, timeout=max(0.1, deadline - time.monotonic()))
-            self._kill_task_processes(running)
+            super().stop()
         finally:
-            super().stop()  # nothing left to stop: drops the database
             self._forget_queue()
 
     def _forget_queue(self) -> None:

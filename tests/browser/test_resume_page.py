@@ -64,32 +64,32 @@ def open_resume_tab(page, stack, dag_id: str, run_id: str):
 
 
 def test_resume_a_failed_run_from_the_ui(browser, stack):
-    stack.set_variable("resume_example_fail", "true")
-    run_id = stack.trigger("resume_example_etl")
-    assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
-    stack.set_variable("resume_example_fail", "false")
+    with stack.variables(resume_example_fail="true"):
+        run_id = stack.trigger("resume_example_etl")
+        assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
+        stack.set_variable("resume_example_fail", "false")
 
-    page = logged_in_page(browser, stack, "admin")
-    frame = open_resume_tab(page, stack, "resume_example_etl", run_id)
-    assert "Resumable" in frame.locator("#verdict").inner_text()
-    assert "RuntimeError" in frame.locator("body").inner_text()
-    steps = frame.locator("#timeline > li")
-    assert steps.count() == 3
-    assert steps.nth(0).get_attribute("data-action") == "restored"
-    assert "row_count" in steps.nth(0).inner_text()  # the restored XComs are previewed
-    assert "resume point" in steps.nth(1).inner_text()
-    assert "Unchanged" in frame.locator("#structure").inner_text()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "resume-tab.png"))
+        page = logged_in_page(browser, stack, "admin")
+        frame = open_resume_tab(page, stack, "resume_example_etl", run_id)
+        assert "Resumable" in frame.locator("#verdict").inner_text()
+        assert "RuntimeError" in frame.locator("body").inner_text()
+        steps = frame.locator("#timeline > li")
+        assert steps.count() == 3
+        assert steps.nth(0).get_attribute("data-action") == "restored"
+        assert "row_count" in steps.nth(0).inner_text()  # the restored XComs are previewed
+        assert "resume point" in steps.nth(1).inner_text()
+        assert "Unchanged" in frame.locator("#structure").inner_text()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "resume-tab.png"))
 
-    frame.locator("#resume-btn").click()
-    assert frame.locator("#confirm").is_visible()
-    frame.locator("#confirm-yes").click()
-    new_run = frame.locator("#new-run")
-    new_run.wait_for(timeout=30_000)
-    assert new_run.inner_text().startswith(f"resume__{run_id}__1__")
-    page.screenshot(path=str(SCREENSHOTS / "resume-tab-resumed.png"))
-    assert stack.wait_for_run("resume_example_etl", new_run.inner_text()) == "success"
+        frame.locator("#resume-btn").click()
+        assert frame.locator("#confirm").is_visible()
+        frame.locator("#confirm-yes").click()
+        new_run = frame.locator("#new-run")
+        new_run.wait_for(timeout=30_000)
+        assert new_run.inner_text().startswith(f"resume__{run_id}__1__")
+        page.screenshot(path=str(SCREENSHOTS / "resume-tab-resumed.png"))
+        assert stack.wait_for_run("resume_example_etl", new_run.inner_text()) == "success"
 
     # The link inside the sandboxed frame opens the new run's Resume view in the same frame.
     frame.locator("#new-run-link").click()
@@ -111,9 +111,9 @@ def test_a_refused_run_shows_the_reason(browser, stack):
 
 
 def test_a_viewer_sees_the_page_read_only_and_dark_mode_follows_airflow(browser, stack):
-    stack.set_variable("resume_example_fail", "true")
-    run_id = stack.trigger("resume_example_etl")
-    assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
+    with stack.variables(resume_example_fail="true"):
+        run_id = stack.trigger("resume_example_etl")
+        assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
 
     page = logged_in_page(browser, stack, "viewer")
     # Set before the next page's scripts run.
@@ -135,41 +135,42 @@ def open_dag_resume_tab(page, stack, dag_id: str):
 
 
 def test_resume_several_failed_runs_from_the_dag_tab(browser, stack):
-    stack.set_variable("resume_example_fail", "true")
-    runs = [stack.trigger("resume_example_etl") for _ in range(2)]
-    for run_id in runs:
-        assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
-    stack.set_variable("resume_example_fail", "false")
+    with stack.variables(resume_example_fail="true"):
+        runs = [stack.trigger("resume_example_etl") for _ in range(2)]
+        for run_id in runs:
+            assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
+        stack.set_variable("resume_example_fail", "false")
 
-    page = logged_in_page(browser, stack, "admin")
-    frame = open_dag_resume_tab(page, stack, "resume_example_etl")
-    for run_id in runs:
-        row = frame.locator(f'#runs tr[data-run="{run_id}"]')
-        assert row.get_attribute("data-status") == "resumable"
-        assert "Resumable at transform" in " ".join(row.locator(".verdict").inner_text().split())
-        row.locator("input.pick").check()
-    assert frame.locator("#picked").inner_text() == "2 runs selected."
+        page = logged_in_page(browser, stack, "admin")
+        frame = open_dag_resume_tab(page, stack, "resume_example_etl")
+        for run_id in runs:
+            row = frame.locator(f'#runs tr[data-run="{run_id}"]')
+            assert row.get_attribute("data-status") == "resumable"
+            assert "Resumable at transform" in " ".join(row.locator(".verdict").inner_text().split())
+            row.locator("input.pick").check()
+        assert frame.locator("#picked").inner_text() == "2 runs selected."
 
-    frame.locator("#preview-btn").click()
-    frame.locator("#results").wait_for(timeout=60_000)
-    assert "Preview: 2 of 2 would be resumed" in frame.locator("#result").inner_text()
-    assert frame.locator('#results tr[data-result="would_resume"]').count() == 2
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "resume-dag-tab-preview.png"))
-    assert not any(stack.run_exists("resume_example_etl", f"resume__{r}__1") for r in runs)
+        frame.locator("#preview-btn").click()
+        frame.locator("#results").wait_for(timeout=60_000)
+        assert "Preview: 2 of 2 would be resumed" in frame.locator("#result").inner_text()
+        assert frame.locator('#results tr[data-result="would_resume"]').count() == 2
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "resume-dag-tab-preview.png"))
+        assert not any(stack.run_exists("resume_example_etl", f"resume__{r}__1") for r in runs)
 
-    frame.locator("#resume-btn").click()
-    assert "Resume 2 runs?" in frame.locator("#confirm").inner_text()
-    frame.locator("#confirm-yes").click()
-    frame.locator('#results tr[data-result="created"]').nth(1).wait_for(timeout=60_000)
-    assert "Resumed 2 of 2 runs" in frame.locator("#result").inner_text()
-    page.screenshot(path=str(SCREENSHOTS / "resume-dag-tab-resumed.png"))
-    new_runs = [
-        frame.locator(f'#results tr[data-run="{run_id}"] td:nth-child(3) a').inner_text() for run_id in runs
-    ]
-    for run_id, new_run in zip(runs, new_runs, strict=True):
-        assert new_run.startswith(f"resume__{run_id}__1__")
-        assert stack.wait_for_run("resume_example_etl", new_run) == "success"
+        frame.locator("#resume-btn").click()
+        assert "Resume 2 runs?" in frame.locator("#confirm").inner_text()
+        frame.locator("#confirm-yes").click()
+        frame.locator('#results tr[data-result="created"]').nth(1).wait_for(timeout=60_000)
+        assert "Resumed 2 of 2 runs" in frame.locator("#result").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "resume-dag-tab-resumed.png"))
+        new_runs = [
+            frame.locator(f'#results tr[data-run="{run_id}"] td:nth-child(3) a').inner_text()
+            for run_id in runs
+        ]
+        for run_id, new_run in zip(runs, new_runs, strict=True):
+            assert new_run.startswith(f"resume__{run_id}__1__")
+            assert stack.wait_for_run("resume_example_etl", new_run) == "success"
     # Resumed runs cannot be selected again, and their row says so.
     assert frame.locator(f'#runs tr[data-run="{runs[0]}"] input.pick').is_disabled()
     assert (
@@ -178,10 +179,9 @@ def test_resume_several_failed_runs_from_the_dag_tab(browser, stack):
 
 
 def test_the_resume_tab_of_a_mapped_step_shows_which_map_indexes_run_again(browser, stack):
-    stack.set_variable("resume_test_mapped_fail", "true")
-    stack.set_variable("resume_test_mapped_fail_index", "3")
-    run_id = stack.trigger("resume_test_mapped")
-    assert stack.wait_for_run("resume_test_mapped", run_id) == "failed"
+    with stack.variables(resume_test_mapped_fail="true", resume_test_mapped_fail_index="3"):
+        run_id = stack.trigger("resume_test_mapped")
+        assert stack.wait_for_run("resume_test_mapped", run_id) == "failed"
 
     page = logged_in_page(browser, stack, "admin")
     frame = open_resume_tab(page, stack, "resume_test_mapped", run_id)

@@ -22,14 +22,11 @@ def q(value: str) -> str:
 
 def chain_runs(stack, dag_id: str, root: str) -> dict[int, str]:
     """The runs resuming ``root``, by their place in the chain (ids: ``resume__<root>__<n>__<tag>``)."""
-    with stack.client() as c:
-        runs = c.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]
     prefix = f"resume__{root}__"
     found = {}
-    for run in runs:
-        if run["dag_run_id"].startswith(prefix):
-            n, _, _tag = run["dag_run_id"][len(prefix) :].partition("__")
-            found[int(n)] = run["dag_run_id"]
+    for run in stack.dag_runs(dag_id, run_id_prefix=prefix):
+        n, _, _tag = run["dag_run_id"][len(prefix) :].partition("__")
+        found[int(n)] = run["dag_run_id"]
     return found
 
 
@@ -109,7 +106,5 @@ def refused(stack, dag_id: str, run_id: str, code: str, *texts: str) -> dict[str
 
 
 def write_dag(stack, name: str, source: str) -> None:
-    """Write (or rewrite) a DAG file into the stack's DAG folder and serialize it at once."""
-    (stack.dags / f"{name}.py").write_text(source)
-    stack.reserialize()
-    stack.wait_for_dag(name)
+    """Write (or rewrite) the DAG file of DAG ``name`` and wait until Airflow serves the new source."""
+    stack.write_dag_file(name, source)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.runs import q
+from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -19,12 +20,23 @@ BULK = f"/resume/api/v1/dags/{DAG_ID}/dagRuns/resume"
 def failed_runs(stack, n: int) -> list[str]:
     """``n`` failed runs, each ended before the next starts: the list is oldest first by any measure (the
     scheduler may start runs queued together in either order)."""
-    stack.set_variable("resume_example_fail", "true")
     run_ids = []
-    for _ in range(n):
-        run_ids.append(stack.trigger(DAG_ID))
-        assert stack.wait_for_run(DAG_ID, run_ids[-1]) == "failed"
+    with stack.variables(resume_example_fail="true"):
+        for _ in range(n):
+            run_ids.append(stack.trigger(DAG_ID))
+            assert stack.wait_for_run(DAG_ID, run_ids[-1]) == "failed"
     return run_ids
+
+
+def wait_until_no_run_is_going(stack) -> None:
+    """Wait until every run of the DAG (another test's too) has ended: one failing later would be
+    counted by a test that counts failed runs."""
+    wait_for(
+        lambda: all(r["state"] not in ("queued", "running") for r in stack.dag_runs(DAG_ID)),
+        timeout=300,
+        interval=1,
+        what=f"every run of {DAG_ID} ended",
+    )
 
 
 def dag_page(stack, dag_id: str = DAG_ID, user: str | None = "admin", **params) -> httpx.Response:
@@ -33,6 +45,7 @@ def dag_page(stack, dag_id: str = DAG_ID, user: str | None = "admin", **params) 
 
 
 def test_bulk_resume_by_window_with_a_dry_run_for_readers_and_resume_for_triggerers(stack):
+    wait_until_no_run_is_going(stack)
     since = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
     runs = failed_runs(stack, 3)
     window = {"state": "failed", "since": since}
@@ -56,28 +69,31 @@ def test_bulk_resume_by_window_with_a_dry_run_for_readers_and_resume_for_trigger
     assert forged.status_code == 403
     assert "X-Resume-CSRF-Token" in forged.json()["detail"]
 
-    with stack.client("admin") as admin:
-        done = admin.post(BULK, json=window)
-        assert done.status_code == 200, done.text
-        results = done.json()["results"]
-        assert sorted((r["dag_run_id"], r["status"]) for r in results) == [
-            (run_id, "created") for run_id in sorted(runs)
-        ]
-        order = [r["dag_run_id"] for r in results]
-        again = admin.post(BULK, json={"dag_run_ids": [*order, "no_such_run"]}).json()["results"]
-        assert [(r["status"], r["new_dag_run_id"]) for r in again[:3]] == [
-            ("existing", r["new_dag_run_id"]) for r in results
-        ]
-        assert (again[3]["status"], again[3]["reason_code"]) == ("refused", "run_not_found")
+    # The fix is in before the resume: the resumed runs succeed.
+    with stack.variables(resume_example_fail="false"):
+        with stack.client("admin") as admin:
+            done = admin.post(BULK, json=window)
+            assert done.status_code == 200, done.text
+            results = done.json()["results"]
+            assert sorted((r["dag_run_id"], r["status"]) for r in results) == [
+                (run_id, "created") for run_id in sorted(runs)
+            ]
+            order = [r["dag_run_id"] for r in results]
+            again = admin.post(BULK, json={"dag_run_ids": [*order, "no_such_run"]}).json()["results"]
+            assert [(r["status"], r["new_dag_run_id"]) for r in again[:3]] == [
+                ("existing", r["new_dag_run_id"]) for r in results
+            ]
+            assert (again[3]["status"], again[3]["reason_code"]) == ("refused", "run_not_found")
 
-        log = admin.get("/api/v2/eventLogs", params={"event": "resume_dag_runs", "limit": 100}).json()
-        assert {"admin", "viewer"} <= {entry["owner"] for entry in log["event_logs"]}
+            log = admin.get(
+                "/api/v2/eventLogs", params={"event": "resume_dag_runs", "dag_id": DAG_ID, "after": since}
+            ).json()
+            assert {"admin", "viewer"} <= {entry["owner"] for entry in log["event_logs"]}
 
-    stack.set_variable("resume_example_fail", "false")
-    for result in results:
-        assert stack.wait_for_run(DAG_ID, result["new_dag_run_id"]) == "success"
-        tis = stack.task_instances(DAG_ID, result["new_dag_run_id"])
-        assert tis["extract"]["try_number"] == 0  # restored, not run again
+        for result in results:
+            assert stack.wait_for_run(DAG_ID, result["new_dag_run_id"]) == "success"
+            tis = stack.task_instances(DAG_ID, result["new_dag_run_id"])
+            assert tis["extract"]["try_number"] == 0  # restored, not run again
 
 
 @pytest.mark.parametrize(
@@ -138,6 +154,7 @@ def test_dag_tab_lists_failed_runs_newest_first_with_verdicts(stack):
 
 
 def test_dag_tab_pages_through_failed_runs(stack):
+    wait_until_no_run_is_going(stack)
     failed_runs(stack, 2)
     first = dag_page(stack, limit=1).text
     total = int(first.split('id="summary">', 1)[1].split(" ", 1)[0])

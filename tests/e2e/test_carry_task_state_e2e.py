@@ -67,61 +67,62 @@ def has_task_state_store() -> bool:
     return task_state_store_model() is not None
 
 
+# Release set: the task state store exists from 3.3 on; on 3.2 the resumed task submits a second job.
+@pytest.mark.release
 def test_a_killed_task_reattaches_to_its_job_after_the_resume(stack, tmp_path):
     carried = has_task_state_store()
     table = tmp_path / "jobs.json"
-    stack.set_variable("resume_test_job_table", str(table))
-    stack.set_variable("resume_test_durable_lose_worker", "false")
-    run_id = stack.trigger(DAG_ID)
+    with stack.variables(resume_test_job_table=str(table), resume_test_durable_lose_worker="false"):
+        run_id = stack.trigger(DAG_ID)
 
-    # The job is submitted and its id stored before polling starts; then the task process dies.
-    ti = wait_for(lambda: running(stack, run_id), timeout=120, what=f"{TASK} running")
-    [job] = wait_for(lambda: jobs(table), timeout=60, what="the job submitted")
-    if carried:
-        stored = wait_for(lambda: stored_keys(stack, run_id), timeout=60, what="the job id stored")
-        assert stored == {"fake_job_id": job["id"]}
-    assert job["status"] == "running"
-    proc = wait_for(lambda: task_process(stack, ti["id"]), timeout=30, what="the task process")
-    proc.send_signal(signal.SIGKILL)
-    assert stack.wait_for_run(DAG_ID, run_id) == "failed"
-    assert stack.task_instances(DAG_ID, run_id)[TASK]["state"] == "failed"
+        # The job is submitted and its id stored before polling starts; then the task process dies.
+        ti = wait_for(lambda: running(stack, run_id), timeout=120, what=f"{TASK} running")
+        [job] = wait_for(lambda: jobs(table), timeout=60, what="the job submitted")
+        if carried:
+            stored = wait_for(lambda: stored_keys(stack, run_id), timeout=60, what="the job id stored")
+            assert stored == {"fake_job_id": job["id"]}
+        assert job["status"] == "running"
+        proc = wait_for(lambda: task_process(stack, ti["id"]), timeout=30, what="the task process")
+        proc.send_signal(signal.SIGKILL)
+        assert stack.wait_for_run(DAG_ID, run_id) == "failed"
+        assert stack.task_instances(DAG_ID, run_id)[TASK]["state"] == "failed"
 
-    with stack.client() as c:
-        verdict = c.get(f"{API}/dags/{DAG_ID}/dagRuns/{q(run_id)}").json()
-    assert verdict["resumable"] is True, verdict["reason"]
-    steps = {s["task_id"]: s for s in verdict["plan"]["tasks"]}
-    expected = [{"key": "fake_job_id", "value": job["id"], "map_index": -1}] if carried else []
-    assert steps[TASK]["carries"] == expected
-    assert steps["prepare"]["carries"] == [] and steps["report"]["carries"] == []
+        with stack.client() as c:
+            verdict = c.get(f"{API}/dags/{DAG_ID}/dagRuns/{q(run_id)}").json()
+        assert verdict["resumable"] is True, verdict["reason"]
+        steps = {s["task_id"]: s for s in verdict["plan"]["tasks"]}
+        expected = [{"key": "fake_job_id", "value": job["id"], "map_index": -1}] if carried else []
+        assert steps[TASK]["carries"] == expected
+        assert steps["prepare"]["carries"] == [] and steps["report"]["carries"] == []
 
-    page = httpx.get(
-        f"{stack.url}/resume/ui/dags/{DAG_ID}/dagRuns/{q(run_id)}",
-        cookies={"_token": stack.token()},
-        timeout=60,
-    )
-    assert page.status_code == 200
-    shown = f'reattaches to <code class="mono">fake_job_id={job["id"]}</code>'
-    assert (shown in page.text) is carried
+        page = httpx.get(
+            f"{stack.url}/resume/ui/dags/{DAG_ID}/dagRuns/{q(run_id)}",
+            cookies={"_token": stack.token()},
+            timeout=60,
+        )
+        assert page.status_code == 200
+        shown = f'reattaches to <code class="mono">fake_job_id={job["id"]}</code>'
+        assert (shown in page.text) is carried
 
-    with stack.client() as c:
-        resp = c.post(f"{API}/dags/{DAG_ID}/dagRuns/{q(run_id)}/resume")
-    assert resp.status_code == 201, resp.text
-    new_run = resp.json()["dag_run_id"]
-    wait_for(lambda: running(stack, new_run), timeout=120, what=f"resumed {TASK} running")
+        with stack.client() as c:
+            resp = c.post(f"{API}/dags/{DAG_ID}/dagRuns/{q(run_id)}/resume")
+        assert resp.status_code == 201, resp.text
+        new_run = resp.json()["dag_run_id"]
+        wait_for(lambda: running(stack, new_run), timeout=120, what=f"resumed {TASK} running")
 
-    if not carried:  # Airflow < 3.3: nothing to reattach to, the resumed task submits a second job
-        second = wait_for(lambda: jobs(table)[1:], timeout=60, what="a second job")[0]
-        set_status(table, second["id"], "succeeded")
+        if not carried:  # Airflow < 3.3: nothing to reattach to, the resumed task submits a second job
+            second = wait_for(lambda: jobs(table)[1:], timeout=60, what="a second job")[0]
+            set_status(table, second["id"], "succeeded")
+            assert stack.wait_for_run(DAG_ID, new_run) == "success"
+            assert xcom_value(stack, DAG_ID, new_run, TASK) == {"job_id": second["id"], "rows": 42}
+            return
+
+        # The resumed task polls the job that still runs: no second job; it ends when the job does.
+        assert stored_keys(stack, new_run) == {"fake_job_id": job["id"]}
+        assert [j["id"] for j in jobs(table)] == [job["id"]]
+        set_status(table, job["id"], "succeeded")
         assert stack.wait_for_run(DAG_ID, new_run) == "success"
-        assert xcom_value(stack, DAG_ID, new_run, TASK) == {"job_id": second["id"], "rows": 42}
-        return
 
-    # The resumed task polls the job that still runs: no second job; it ends when the job does.
-    assert stored_keys(stack, new_run) == {"fake_job_id": job["id"]}
-    assert [j["id"] for j in jobs(table)] == [job["id"]]
-    set_status(table, job["id"], "succeeded")
-    assert stack.wait_for_run(DAG_ID, new_run) == "success"
-
-    assert [j["id"] for j in jobs(table)] == [job["id"]]
-    assert xcom_value(stack, DAG_ID, new_run, TASK) == {"job_id": job["id"], "rows": 42}
-    assert stack.task_instances(DAG_ID, new_run)[TASK]["try_number"] == 1
+        assert [j["id"] for j in jobs(table)] == [job["id"]]
+        assert xcom_value(stack, DAG_ID, new_run, TASK) == {"job_id": job["id"], "rows": 42}
+        assert stack.task_instances(DAG_ID, new_run)[TASK]["try_number"] == 1

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import re
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -38,15 +38,13 @@ from tests.e2e.runs import (
     write_dag,
     xcom_value,
 )
-from tools.airflow_stack import wait_for
+from tools.airflow_stack import stays, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ETL = "resume_example_etl"
 CHAIN = "resume_test_chain"
 RETRY_ONE = "resume_test_retry_one"
-#: Sweeps run every 3 s on the stack; this covers several of them.
-SEVERAL_SWEEPS = 15
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -93,17 +91,9 @@ def restarted_with(stack, env: dict[str, str]):
     stack's CLI); on exit, restore the environment and restart them again.
     """
     saved = {key: stack.extra_env.get(key) for key in env}
-
-    def restart() -> None:
-        for name in ("api-server", "scheduler"):
-            stack.stop_component(name)
-        for name in ("api-server", "scheduler"):
-            stack.start_component(name, [name])
-        wait_for(stack._healthy, timeout=300, interval=1, what="api-server and scheduler healthy again")
-
     stack.extra_env.update(env)
     try:
-        restart()
+        stack.restart("api-server", "scheduler")
         yield
     finally:
         for key, value in saved.items():
@@ -111,7 +101,7 @@ def restarted_with(stack, env: dict[str, str]):
                 stack.extra_env.pop(key, None)
             else:
                 stack.extra_env[key] = value
-        restart()
+        stack.restart("api-server", "scheduler")
 
 
 # --- 1. params changed before the resume ---------------------------------------------------------------
@@ -144,40 +134,44 @@ with DAG("resume_test_params_change", schedule=None, params=__PARAMS__):
 """
 
 
+# Release set: params validation differs by release; uses the `airflow resume` CLI hook.
+@pytest.mark.release
 def test_params_that_refuse_the_original_values_are_refused_then_resumed_once_they_accept_them(stack):
     dag = "resume_test_params_change"
-    stack.set_variable("resume_test_params_change_fail", "true")
-    write_dag(
-        stack,
-        dag,
-        PARAMS_DAG.replace("__PARAMS__", '{"resume": True, "region": Param("eu", enum=["eu", "us"])}'),
-    )
-    run_id = stack.trigger(dag)
-    assert stack.wait_for_run(dag, run_id) == "failed"
+    with stack.variables(resume_test_params_change_fail="true"):
+        write_dag(
+            stack,
+            dag,
+            PARAMS_DAG.replace("__PARAMS__", '{"resume": True, "region": Param("eu", enum=["eu", "us"])}'),
+        )
+        run_id = stack.trigger(dag)
+        assert stack.wait_for_run(dag, run_id) == "failed"
 
-    # The enum lost the original value: nothing replays "eu" into it.
-    write_dag(
-        stack, dag, PARAMS_DAG.replace("__PARAMS__", '{"resume": True, "region": Param("us", enum=["us"])}')
-    )
-    refused(stack, dag, run_id, "params_invalid", "region")
-    for command in ("status", "run"):
-        done = stack.cli("resume", command, dag, run_id, check=False)
-        assert done.returncode == 3, f"resume {command} exited {done.returncode}: {done.stderr[-3000:]}"
-        assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+        # The enum lost the original value: nothing replays "eu" into it.
+        write_dag(
+            stack,
+            dag,
+            PARAMS_DAG.replace("__PARAMS__", '{"resume": True, "region": Param("us", enum=["us"])}'),
+        )
+        refused(stack, dag, run_id, "params_invalid", "region")
+        for command in ("status", "run"):
+            done = stack.cli("resume", command, dag, run_id, check=False)
+            assert done.returncode == 3, f"resume {command} exited {done.returncode}: {done.stderr[-3000:]}"
+            assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
 
-    # A compatible change (the value is accepted again, a new param with a default): resumed with the
-    # original region and the new param's default.
-    write_dag(
-        stack,
-        dag,
-        PARAMS_DAG.replace(
-            "__PARAMS__",
-            '{"resume": True, "region": Param("eu", enum=["eu", "us"]), "batch": Param(10, type="integer")}',
-        ),
-    )
-    stack.set_variable("resume_test_params_change_fail", "false")
-    new_run = resumed(stack, dag, run_id)
-    assert finished(stack, dag, new_run) == "success"
+        # A compatible change (the value is accepted again, a new param with a default): resumed with the
+        # original region and the new param's default.
+        write_dag(
+            stack,
+            dag,
+            PARAMS_DAG.replace(
+                "__PARAMS__",
+                '{"resume": True, "region": Param("eu", enum=["eu", "us"]), "batch": Param(10, type="integer")}',
+            ),
+        )
+        stack.set_variable("resume_test_params_change_fail", "false")
+        new_run = resumed(stack, dag, run_id)
+        assert finished(stack, dag, new_run) == "success"
     assert xcom_value(stack, dag, new_run, "two") == {"region": "eu", "batch": 10}
     assert xcom_value(stack, dag, new_run, "three") == {"region": "eu", "batch": 10}
 
@@ -212,32 +206,35 @@ with DAG("resume_test_params_retry", schedule=None, params=__PARAMS__):
 def test_an_automatic_retry_refused_by_changed_params_is_noted_once(stack):
     dag = "resume_test_params_retry"
     resume = '{"retries": 1, "on_retry": True}'
-    stack.set_variable("resume_test_params_retry_hold", "yes")
-    write_dag(
-        stack,
-        dag,
-        PARAMS_RETRY_DAG.replace(
-            "__PARAMS__", '{"resume": ' + resume + ', "region": Param("eu", enum=["eu", "us"])}'
-        ),
-    )
-    root = stack.trigger(dag)
-    wait_for_task(stack, dag, root, "two", "running")
-    # While "two" runs, the enum loses the value the run was triggered with.
-    write_dag(
-        stack,
-        dag,
-        PARAMS_RETRY_DAG.replace(
-            "__PARAMS__", '{"resume": ' + resume + ', "region": Param("us", enum=["us"])}'
-        ),
-    )
-    stack.set_variable("resume_test_params_retry_hold", "no")
-    assert stack.wait_for_run(dag, root) == "failed"
+    with stack.variables(resume_test_params_retry_hold="yes"):
+        write_dag(
+            stack,
+            dag,
+            PARAMS_RETRY_DAG.replace(
+                "__PARAMS__", '{"resume": ' + resume + ', "region": Param("eu", enum=["eu", "us"])}'
+            ),
+        )
+        root = stack.trigger(dag)
+        wait_for_task(stack, dag, root, "two", "running")
+        # While "two" runs, the enum loses the value the run was triggered with.
+        write_dag(
+            stack,
+            dag,
+            PARAMS_RETRY_DAG.replace(
+                "__PARAMS__", '{"resume": ' + resume + ', "region": Param("us", enum=["us"])}'
+            ),
+        )
+        stack.set_variable("resume_test_params_retry_hold", "no")
+        assert stack.wait_for_run(dag, root) == "failed"
 
     note = wait_for_note(stack, dag, root, "Not retried", "Retried automatically", "Retry postponed")
     assert "Not retried" in note and "region" in note, note
     assert note.count("Not retried") == 1, note
-    time.sleep(SEVERAL_SWEEPS)
-    assert stack.note(dag, root) == note, "the note changed after the decision"
+    stays(
+        lambda: stack.note(dag, root) == note,
+        seconds=stack.decision_window,
+        what="the note unchanged after the decision",
+    )
     assert chain_runs(stack, dag, root) == {}, "a retry was created although the params refuse the run"
 
 
@@ -246,9 +243,7 @@ def test_an_automatic_retry_refused_by_changed_params_is_noted_once(stack):
 
 def test_a_task_restored_in_a_resumed_run_is_a_resume_point_of_that_run(stack, tmp_path):
     ledger = tmp_path / "ledger.txt"
-    stack.set_variable("resume_test_ledger", str(ledger))
-    stack.set_variable("resume_test_fail_at", "fourth")
-    try:
+    with stack.variables(resume_test_ledger=str(ledger), resume_test_fail_at="fourth"):
         # A logical date, for the templates of its BashOperator ({{ ds }}).
         root = stack.trigger(CHAIN, logical_date=unique_logical_date())
         assert stack.wait_for_run(CHAIN, root) == "failed"
@@ -274,9 +269,6 @@ def test_a_task_restored_in_a_resumed_run_is_a_resume_point_of_that_run(stack, t
         stack.set_variable("resume_test_fail_at", "")
         third_run = resumed(stack, CHAIN, second_run, {"from_task_id": "second"})
         assert finished(stack, CHAIN, third_run) == "success"
-    finally:
-        stack.set_variable("resume_test_fail_at", "")
-        stack.set_variable("resume_test_ledger", "")
     steps = ledger.read_text().split()
     assert steps.count("first") == 1, steps
     assert steps.count("second") == 2, steps
@@ -311,15 +303,15 @@ with DAG("resume_test_skipped", schedule=None, params={"resume": True}):
 
 def test_a_skipped_task_stays_skipped_in_the_resumed_run(stack):
     dag = "resume_test_skipped"
-    stack.set_variable("resume_test_skipped_fail", "true")
-    write_dag(stack, dag, SKIPPED_DAG)
-    root = stack.trigger(dag)
-    assert stack.wait_for_run(dag, root) == "failed"
-    assert stack.task_instances(dag, root)["skip_me"]["state"] == "skipped"
+    with stack.variables(resume_test_skipped_fail="true"):
+        write_dag(stack, dag, SKIPPED_DAG)
+        root = stack.trigger(dag)
+        assert stack.wait_for_run(dag, root) == "failed"
+        assert stack.task_instances(dag, root)["skip_me"]["state"] == "skipped"
 
-    stack.set_variable("resume_test_skipped_fail", "false")
-    new_run = resumed(stack, dag, root)
-    assert finished(stack, dag, new_run) == "success"
+        stack.set_variable("resume_test_skipped_fail", "false")
+        new_run = resumed(stack, dag, root)
+        assert finished(stack, dag, new_run) == "success"
     tis = stack.task_instances(dag, new_run)
     assert tis["skip_me"]["state"] == "skipped", tis["skip_me"]
     assert tis["gate"]["state"] == "success" and tis["last"]["state"] == "success"
@@ -329,24 +321,24 @@ def test_a_skipped_task_stays_skipped_in_the_resumed_run(stack):
 
 
 def test_state_is_found_where_it_was_written_after_the_state_folder_changed(stack, tmp_path):
-    stack.set_variable("resume_example_fail", "true")
-    run_id = stack.trigger(ETL)
-    assert stack.wait_for_run(ETL, run_id) == "failed"
-    assert verdict(stack, ETL, run_id)["resumable"] is True
+    with stack.variables(resume_example_fail="true"):
+        run_id = stack.trigger(ETL)
+        assert stack.wait_for_run(ETL, run_id) == "failed"
+        assert verdict(stack, ETL, run_id)["resumable"] is True
 
-    if stack.s3 is not None:  # logs on S3: another folder of the same bucket
-        env = {
-            "AIRFLOW__RESUME__STATE_FOLDER": "s3://airflow-logs/moved",
-            "AIRFLOW__RESUME__STATE_CONN_ID": "aws_moto",
-        }
-    else:  # local logs: another local folder
-        env = {"AIRFLOW__RESUME__STATE_FOLDER": str(tmp_path / "moved-state")}
-    with restarted_with(stack, env):
-        body = verdict(stack, ETL, run_id)
-        assert body["resumable"] is True, body
-        stack.set_variable("resume_example_fail", "false")
-        new_run = resumed(stack, ETL, run_id)
-        assert finished(stack, ETL, new_run) == "success"
+        if stack.s3 is not None:  # logs on S3: another folder of the same bucket
+            env = {
+                "AIRFLOW__RESUME__STATE_FOLDER": "s3://airflow-logs/moved",
+                "AIRFLOW__RESUME__STATE_CONN_ID": "aws_moto",
+            }
+        else:  # local logs: another local folder
+            env = {"AIRFLOW__RESUME__STATE_FOLDER": str(tmp_path / "moved-state")}
+        with restarted_with(stack, env):
+            body = verdict(stack, ETL, run_id)
+            assert body["resumable"] is True, body
+            stack.set_variable("resume_example_fail", "false")
+            new_run = resumed(stack, ETL, run_id)
+            assert finished(stack, ETL, new_run) == "success"
     # The resumed run's own state went to the new folder.
     relative = f"dag_id={ETL}/run_id={new_run}/task_id=transform/attempt=1.resume.json"
     if stack.s3 is not None:
@@ -361,10 +353,16 @@ CLOUDWATCH = "cloudwatch://arn:aws:logs:us-east-1:123456789012:log-group:airflow
 
 
 def test_a_state_folder_that_cannot_hold_files_is_named_with_the_fix(stack, tmp_path):
-    stack.set_variable("resume_test_ledger_dir", str(tmp_path))
-    stack.set_variable(f"{RETRY_ONE}_failures", "2")
-    with restarted_with(stack, {"AIRFLOW__RESUME__STATE_FOLDER": CLOUDWATCH}):
-        stack.set_variable("resume_example_fail", "true")
+    with (
+        stack.variables_from(
+            {
+                "resume_test_ledger_dir": str(tmp_path),
+                f"{RETRY_ONE}_failures": "2",
+                "resume_example_fail": "true",
+            }
+        ),
+        restarted_with(stack, {"AIRFLOW__RESUME__STATE_FOLDER": CLOUDWATCH}),
+    ):
         run_id = stack.trigger(ETL)
         assert stack.wait_for_run(ETL, run_id) == "failed"
         body = verdict(stack, ETL, run_id)
@@ -430,14 +428,11 @@ make("resume_test_kill_denied")
 """
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def kill_dags(stack):
-    path = stack.dags / "resume_test_kills.py"
-    if not path.exists():
-        path.write_text(KILL_DAG)
-        stack.reserialize()
-    stack.wait_for_dag("resume_test_kill_cleared")
-    stack.wait_for_dag("resume_test_kill_denied")
+    stack.write_dag_file(
+        "resume_test_kills", KILL_DAG, dag_ids=("resume_test_kill_cleared", "resume_test_kill_denied")
+    )
 
 
 def wait_for_task_process_gone(stack, dag_id: str, run_id: str, task_id: str) -> None:
@@ -458,54 +453,54 @@ def wait_for_task_process_gone(stack, dag_id: str, run_id: str, task_id: str) ->
 def test_a_task_failed_by_hand_cleared_and_then_failing_by_itself_is_resumable(stack, kill_dags):
     dag = "resume_test_kill_cleared"
     mode = f"{dag}_mode"
-    stack.set_variable(mode, "wait")
-    run_id = stack.trigger(dag)
-    stack.fail_by_hand(dag, run_id, "flaky")
-    assert stack.wait_for_run(dag, run_id) == "failed"
-    wait_for_task_process_gone(stack, dag, run_id, "flaky")
+    with stack.variables_from({mode: "wait"}):
+        run_id = stack.trigger(dag)
+        stack.fail_by_hand(dag, run_id, "flaky")
+        assert stack.wait_for_run(dag, run_id) == "failed"
+        wait_for_task_process_gone(stack, dag, run_id, "flaky")
 
-    stack.set_variable(mode, "fail")
-    with stack.client() as c:
-        resp = c.post(
-            f"/api/v2/dags/{dag}/clearTaskInstances",
-            json={
-                "dry_run": False,
-                "task_ids": ["flaky"],
-                "dag_run_id": run_id,
-                "only_failed": True,
-                "include_downstream": True,
-            },
-        )
-    assert resp.status_code == 200, resp.text
-    wait_for_task(stack, dag, run_id, "flaky", "failed", try_number=2)
-    assert stack.wait_for_run(dag, run_id) == "failed"
+        stack.set_variable(mode, "fail")
+        with stack.client() as c:
+            resp = c.post(
+                f"/api/v2/dags/{dag}/clearTaskInstances",
+                json={
+                    "dry_run": False,
+                    "task_ids": ["flaky"],
+                    "dag_run_id": run_id,
+                    "only_failed": True,
+                    "include_downstream": True,
+                },
+            )
+        assert resp.status_code == 200, resp.text
+        wait_for_task(stack, dag, run_id, "flaky", "failed", try_number=2)
+        assert stack.wait_for_run(dag, run_id) == "failed"
 
-    body = verdict(stack, dag, run_id)
-    assert body["resumable"] is True, body
-    assert body["failure"]["message"] == "flaky fails by itself", body["failure"]
-    stack.set_variable(mode, "ok")
-    assert finished(stack, dag, resumed(stack, dag, run_id)) == "success"
+        body = verdict(stack, dag, run_id)
+        assert body["resumable"] is True, body
+        assert body["failure"]["message"] == "flaky fails by itself", body["failure"]
+        stack.set_variable(mode, "ok")
+        assert finished(stack, dag, resumed(stack, dag, run_id)) == "success"
 
 
 def test_a_refused_request_to_fail_a_task_does_not_count_as_a_manual_kill(stack, kill_dags):
     dag = "resume_test_kill_denied"
     mode = f"{dag}_mode"
-    stack.set_variable(mode, "wait")
-    run_id = stack.trigger(dag)
-    wait_for_task(stack, dag, run_id, "flaky", "running")
-    with stack.client("viewer") as viewer:
-        denied = viewer.patch(
-            f"/api/v2/dags/{dag}/dagRuns/{q(run_id)}/taskInstances/flaky", json={"new_state": "failed"}
-        )
-    assert denied.status_code == 403, denied.text
-    stack.set_variable(mode, "fail")
-    assert stack.wait_for_run(dag, run_id) == "failed"
+    with stack.variables_from({mode: "wait"}):
+        run_id = stack.trigger(dag)
+        wait_for_task(stack, dag, run_id, "flaky", "running")
+        with stack.client("viewer") as viewer:
+            denied = viewer.patch(
+                f"/api/v2/dags/{dag}/dagRuns/{q(run_id)}/taskInstances/flaky", json={"new_state": "failed"}
+            )
+        assert denied.status_code == 403, denied.text
+        stack.set_variable(mode, "fail")
+        assert stack.wait_for_run(dag, run_id) == "failed"
 
-    body = verdict(stack, dag, run_id)
-    assert body["resumable"] is True, body
-    assert body["failed_task_id"] == "flaky"
-    stack.set_variable(mode, "ok")
-    assert finished(stack, dag, resumed(stack, dag, run_id)) == "success"
+        body = verdict(stack, dag, run_id)
+        assert body["resumable"] is True, body
+        assert body["failed_task_id"] == "flaky"
+        stack.set_variable(mode, "ok")
+        assert finished(stack, dag, resumed(stack, dag, run_id)) == "success"
 
 
 # --- 6. per-task params -----------------------------------------------------------------------------
@@ -533,17 +528,19 @@ with DAG("resume_test_task_params", schedule=None, params={"resume": True, "limi
 """
 
 
+# Release set: how task-level params reach a task differs by release.
+@pytest.mark.release
 def test_a_task_level_param_of_the_resume_point_does_not_leak_into_later_tasks(stack):
     dag = "resume_test_task_params"
-    stack.set_variable("resume_test_task_params_fail", "true")
-    write_dag(stack, dag, TASK_PARAMS_DAG)
-    root = stack.trigger(dag)
-    assert stack.wait_for_run(dag, root) == "failed"
-    assert xcom_value(stack, dag, root, "first") == 10
+    with stack.variables(resume_test_task_params_fail="true"):
+        write_dag(stack, dag, TASK_PARAMS_DAG)
+        root = stack.trigger(dag)
+        assert stack.wait_for_run(dag, root) == "failed"
+        assert xcom_value(stack, dag, root, "first") == 10
 
-    stack.set_variable("resume_test_task_params_fail", "false")
-    new_run = resumed(stack, dag, root)
-    assert finished(stack, dag, new_run) == "success"
+        stack.set_variable("resume_test_task_params_fail", "false")
+        new_run = resumed(stack, dag, root)
+        assert finished(stack, dag, new_run) == "success"
     assert xcom_value(stack, dag, new_run, "second") == 5
     assert xcom_value(stack, dag, new_run, "third") == 10
 
@@ -562,12 +559,15 @@ with DAG("__DAG_ID__", schedule=None, params={"resume": {"retries": 1, "retry_de
 def test_an_infinite_retry_delay_is_a_dag_import_error_naming_the_key(stack):
     dag = unique("resume_test_infinite_delay")
     path = stack.dags / f"{dag}.py"
-    path.write_text(INFINITE_DELAY_DAG.replace("__DAG_ID__", dag))
+    # Written in one step (a file beside the DAG folder, then renamed): never read half-written.
+    staged = stack.home / f".{path.name}.new"
+    staged.write_text(INFINITE_DELAY_DAG.replace("__DAG_ID__", dag))
+    os.replace(staged, path)
     try:
 
         def import_error():
             with stack.client() as c:
-                body = c.get("/api/v2/importErrors", params={"limit": 100}).json()
+                body = c.get("/api/v2/importErrors", params={"filename_pattern": path.name}).json()
             return next(
                 (e for e in body["import_errors"] if str(e.get("filename", "")).endswith(path.name)), None
             )
@@ -619,33 +619,34 @@ def test_a_failure_added_after_a_later_task_linked_to_the_state_keeps_the_link_v
     resume point is ``d`` and its chain runs through ``c`` to ``b``'s file.
     """
     dag = "resume_test_all_done"
-    stack.set_variable("resume_test_all_done_b", "fail")
-    stack.set_variable("resume_test_all_done_d", "fail")
-    write_dag(stack, dag, ALL_DONE_DAG)
-    root = stack.trigger(dag)
-    assert stack.wait_for_run(dag, root) == "failed"
-    tis = stack.task_instances(dag, root)
-    assert {t: tis[t]["state"] for t in "abcd"} == {
-        "a": "success",
-        "b": "failed",
-        "c": "success",
-        "d": "failed",
-    }
+    with stack.variables(resume_test_all_done_b="fail", resume_test_all_done_d="fail"):
+        write_dag(stack, dag, ALL_DONE_DAG)
+        root = stack.trigger(dag)
+        assert stack.wait_for_run(dag, root) == "failed"
+        tis = stack.task_instances(dag, root)
+        assert {t: tis[t]["state"] for t in "abcd"} == {
+            "a": "success",
+            "b": "failed",
+            "c": "success",
+            "d": "failed",
+        }
 
-    with stack.client() as c:
-        resp = c.patch(f"/api/v2/dags/{dag}/dagRuns/{q(root)}/taskInstances/b", json={"new_state": "success"})
-    assert resp.status_code == 200, resp.text
-    wait_for_task(stack, dag, root, "d", "failed", try_number=2)
-    assert stack.wait_for_run(dag, root) == "failed"
+        with stack.client() as c:
+            resp = c.patch(
+                f"/api/v2/dags/{dag}/dagRuns/{q(root)}/taskInstances/b", json={"new_state": "success"}
+            )
+        assert resp.status_code == 200, resp.text
+        wait_for_task(stack, dag, root, "d", "failed", try_number=2)
+        assert stack.wait_for_run(dag, root) == "failed"
 
-    body = verdict(stack, dag, root)
-    assert "changed after it was referenced" not in json.dumps(body), body["reason"]
-    assert body["resumable"] is True, body
-    assert body["resume_task_id"] == "d"
-    assert [s["action"] for s in body["plan"]["tasks"]] == ["restored", "restored", "restored", "run"]
+        body = verdict(stack, dag, root)
+        assert "changed after it was referenced" not in json.dumps(body), body["reason"]
+        assert body["resumable"] is True, body
+        assert body["resume_task_id"] == "d"
+        assert [s["action"] for s in body["plan"]["tasks"]] == ["restored", "restored", "restored", "run"]
 
-    stack.set_variable("resume_test_all_done_d", "ok")
-    new_run = resumed(stack, dag, root)
-    assert finished(stack, dag, new_run) == "success"
+        stack.set_variable("resume_test_all_done_d", "ok")
+        new_run = resumed(stack, dag, root)
+        assert finished(stack, dag, new_run) == "success"
     tis = stack.task_instances(dag, new_run)
     assert [tis[t]["try_number"] for t in "abcd"] == [0, 0, 0, 1]

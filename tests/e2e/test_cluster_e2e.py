@@ -4,8 +4,8 @@ api-servers, two schedulers, one dag-processor and two Celery workers (Redis bro
 metadata DB and result backend), remote logging to S3 on moto_server. Each worker has its own local
 log folder, so a task's state can only reach the other components through S3.
 
-The suite always uses a PostgreSQL database of its own, whatever ``RESUME_TEST_DB`` says;
-``scripts/test.sh`` runs it once, in its PostgreSQL pass.
+The suite always uses a PostgreSQL database of its own, whatever ``RESUME_TEST_DB`` says; its tests
+are marked ``cluster``, and ``scripts/test.sh`` runs them once (``-m cluster``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from tools.airflow_stack import REPO, wait_for
 from tools.cluster_stack import API_SERVERS, SCHEDULERS, WORKERS, ClusterStack
 from tools.moto_s3 import aws_connection, moto_s3
 
-pytestmark = [pytest.mark.e2e, pytest.mark.s3]
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 BUCKET = "airflow-logs"
 API = "/resume/api/v1"
@@ -64,16 +64,15 @@ def cluster(tmp_path_factory):
 @pytest.fixture
 def ledger(cluster, tmp_path):
     """Where the test DAGs note each task they execute (all workers share this machine's disk)."""
-    cluster.set_variable("resume_test_ledger", str(tmp_path / "chain.txt"))
-    cluster.set_variable("resume_test_ledger_dir", str(tmp_path))
 
     def executed(name: str) -> list[str]:
         path = tmp_path / f"{name}.txt"
         return path.read_text().split() if path.exists() else []
 
-    yield executed
-    cluster.set_variable("resume_test_ledger", "")
-    cluster.set_variable("resume_test_ledger_dir", "")
+    with cluster.variables(
+        resume_test_ledger=str(tmp_path / "chain.txt"), resume_test_ledger_dir=str(tmp_path)
+    ):
+        yield executed
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -153,10 +152,8 @@ def kill_tree(proc: psutil.Process) -> None:
     psutil.wait_procs(procs, timeout=30)
 
 
-def resumed_runs(cluster: ClusterStack, api: int, dag_id: str, root: str) -> list[str]:
-    with cluster.client(api=api) as c:
-        runs = c.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()["dag_runs"]
-    return [r["dag_run_id"] for r in runs if r["dag_run_id"].startswith(f"resume__{root}__")]
+def resumed_runs(cluster: ClusterStack, dag_id: str, root: str) -> list[str]:
+    return [r["dag_run_id"] for r in cluster.dag_runs(dag_id, run_id_prefix=f"resume__{root}__")]
 
 
 def xcom_text(cluster: ClusterStack, dag_id: str, run_id: str, task_id: str) -> str:
@@ -171,7 +168,9 @@ def xcom_text(cluster: ClusterStack, dag_id: str, run_id: str, task_id: str) -> 
 
 def audit_entries(cluster: ClusterStack, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     with cluster.client() as c:
-        resp = c.get("/api/v2/eventLogs", params={"event": "resume_created", "dag_id": dag_id, "limit": 100})
+        resp = c.get(
+            "/api/v2/eventLogs", params={"event": "resume_created", "dag_id": dag_id, "run_id": run_id}
+        )
     assert resp.status_code == 200, resp.text
     return [e for e in resp.json()["event_logs"] if e["run_id"] == run_id]
 
@@ -180,23 +179,25 @@ def audit_entries(cluster: ClusterStack, dag_id: str, run_id: str) -> list[dict[
 
 
 def test_a_run_failed_on_the_cluster_resumes_through_the_other_api_server(cluster, ledger):
-    cluster.set_variable("resume_test_fail_at", "fourth")
-    root = cluster.trigger(CHAIN, conf={"region": "ap"}, logical_date="2026-03-04T05:06:00Z")
-    assert cluster.wait_for_run(CHAIN, root) == "failed"
-    assert ti_state(cluster, CHAIN, root, "fourth") == "failed"
+    with cluster.variables(resume_test_fail_at="fourth"):
+        root = cluster.trigger(CHAIN, conf={"region": "ap"}, logical_date="2026-03-04T05:06:00Z")
+        assert cluster.wait_for_run(CHAIN, root) == "failed"
+        assert ti_state(cluster, CHAIN, root, "fourth") == "failed"
 
-    found = verdict(cluster, 2, CHAIN, root)
-    assert found["resumable"] is True, found["reason"]
-    assert found["failed_task_id"] == "fourth"
-    assert [t["action"] for t in found["plan"]["tasks"]] == ["restored"] * 3 + ["run"] * 2
-    assert found["failure"]["exception_type"] == "ValueError"
+        found = verdict(cluster, 2, CHAIN, root)
+        assert found["resumable"] is True, found["reason"]
+        assert found["failed_task_id"] == "fourth"
+        assert [t["action"] for t in found["plan"]["tasks"]] == ["restored"] * 3 + ["run"] * 2
+        assert found["failure"]["exception_type"] == "ValueError"
 
-    cluster.set_variable("resume_test_fail_at", "")
-    resp = httpx.post(resume_url(cluster, 2, CHAIN, root) + "/resume", headers=bearer(cluster), timeout=120)
-    assert resp.status_code == 201, resp.text
-    new_run = resp.json()["dag_run_id"]
-    assert verdict(cluster, 1, CHAIN, root)["resumed_run_id"] == new_run  # the other server knows it
-    assert cluster.wait_for_run(CHAIN, new_run) == "success"
+        cluster.set_variable("resume_test_fail_at", "")
+        resp = httpx.post(
+            resume_url(cluster, 2, CHAIN, root) + "/resume", headers=bearer(cluster), timeout=120
+        )
+        assert resp.status_code == 201, resp.text
+        new_run = resp.json()["dag_run_id"]
+        assert verdict(cluster, 1, CHAIN, root)["resumed_run_id"] == new_run  # the other server knows it
+        assert cluster.wait_for_run(CHAIN, new_run) == "success"
 
     # The earlier tasks were restored, not run again.
     tis = cluster.task_instances(CHAIN, new_run)
@@ -227,35 +228,37 @@ def test_a_run_failed_on_the_cluster_resumes_through_the_other_api_server(cluste
 
 
 def test_concurrent_resume_requests_on_both_api_servers_create_one_run(cluster):
-    cluster.set_variable("resume_example_fail", "true")
-    root = cluster.trigger(ETL)
-    assert cluster.wait_for_run(ETL, root) == "failed"
-    cluster.set_variable("resume_example_fail", "false")
-    headers = bearer(cluster)
-    start = threading.Barrier(20)
+    with cluster.variables(resume_example_fail="true"):
+        root = cluster.trigger(ETL)
+        assert cluster.wait_for_run(ETL, root) == "failed"
+        cluster.set_variable("resume_example_fail", "false")
+        headers = bearer(cluster)
+        start = threading.Barrier(20)
 
-    def post(i: int) -> httpx.Response:
-        start.wait(timeout=60)
-        return httpx.post(resume_url(cluster, 1 + i % 2, ETL, root) + "/resume", headers=headers, timeout=180)
+        def post(i: int) -> httpx.Response:
+            start.wait(timeout=60)
+            return httpx.post(
+                resume_url(cluster, 1 + i % 2, ETL, root) + "/resume", headers=headers, timeout=180
+            )
 
-    with ThreadPoolExecutor(max_workers=20) as pool:
-        responses = list(pool.map(post, range(20)))
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            responses = list(pool.map(post, range(20)))
 
-    unexpected = [(r.status_code, r.text[:500]) for r in responses if r.status_code not in (200, 201)]
-    assert unexpected == []
-    assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
-    assert len({r.json()["dag_run_id"] for r in responses}) == 1
-    new_run = responses[0].json()["dag_run_id"]
-    assert resumed_runs(cluster, 1, ETL, root) == [new_run]
-    assert resumed_runs(cluster, 2, ETL, root) == [new_run]
-    assert len(audit_entries(cluster, ETL, root)) == 1
-    assert cluster.wait_for_run(ETL, new_run) == "success"
+        unexpected = [(r.status_code, r.text[:500]) for r in responses if r.status_code not in (200, 201)]
+        assert unexpected == []
+        assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
+        assert len({r.json()["dag_run_id"] for r in responses}) == 1
+        new_run = responses[0].json()["dag_run_id"]
+        assert resumed_runs(cluster, ETL, root) == [new_run]
+        # Both api-servers name the same resumed run.
+        assert [verdict(cluster, api, ETL, root)["resumed_run_id"] for api in (1, 2)] == [new_run] * 2
+        assert len(audit_entries(cluster, ETL, root)) == 1
+        assert cluster.wait_for_run(ETL, new_run) == "success"
 
 
 def test_a_worker_killed_mid_task_leaves_a_run_that_resumes_on_the_surviving_worker(cluster):
     require(cluster, *WORKERS)
-    cluster.set_variable("resume_test_cluster_hold", "true")
-    try:
+    with cluster.variables(resume_test_cluster_hold="true"):
         root = cluster.trigger(CLUSTER_DAG)
         wait_for(
             lambda: (
@@ -272,8 +275,6 @@ def test_a_worker_killed_mid_task_leaves_a_run_that_resumes_on_the_surviving_wor
 
         # Its task stops heartbeating; the scheduler fails it (no task retries) and so the run.
         assert cluster.wait_for_run(CLUSTER_DAG, root) == "failed"
-    finally:
-        cluster.set_variable("resume_test_cluster_hold", "false")
     found = verdict(cluster, 2, CLUSTER_DAG, root)
     assert found["resumable"] is True, found["reason"]
     assert found["failed_task_id"] == "work"
@@ -296,11 +297,11 @@ def test_a_worker_killed_mid_task_leaves_a_run_that_resumes_on_the_surviving_wor
 def test_with_two_schedulers_a_failure_is_retried_exactly_once(cluster, ledger):
     require(cluster, *SCHEDULERS)
     dag = "resume_test_retry_one"
-    cluster.set_variable(f"{dag}_failures", "1")
-    root = cluster.trigger(dag)
-    assert cluster.wait_for_run(dag, root) == "failed"
-    first = wait_for_chain_run(cluster, dag, root, 1)
-    assert cluster.wait_for_run(dag, first) == "success"
+    with cluster.variables_from({f"{dag}_failures": "1"}):
+        root = cluster.trigger(dag)
+        assert cluster.wait_for_run(dag, root) == "failed"
+        first = wait_for_chain_run(cluster, dag, root, 1)
+        assert cluster.wait_for_run(dag, first) == "success"
 
     assert chain_runs(cluster, dag, root) == {1: first}
     assert len(audit_entries(cluster, dag, root)) == 1
@@ -314,32 +315,32 @@ def test_with_two_schedulers_a_failure_is_retried_exactly_once(cluster, ledger):
 def test_the_retry_is_made_once_when_the_scheduler_that_failed_the_run_is_killed(cluster, ledger):
     require(cluster, *SCHEDULERS)
     dag = "resume_test_retry_crash"
-    cluster.set_variable(f"{dag}_failures", "1")
-    # Hold both schedulers' retry workers, so that the failure is handed to one that will die with
-    # its scheduler before it can act: the retry must then come from the other scheduler.
-    held = {s: retry_workers(cluster, s)[0] for s in SCHEDULERS}
-    for worker in held.values():
-        worker.send_signal(signal.SIGSTOP)
-    try:
-        root = cluster.trigger(dag)
-        assert cluster.wait_for_run(dag, root) == "failed"
-        marked = wait_for(
-            lambda: [s for s in SCHEDULERS if f": {root}, state:running" in failed_marks(cluster, s)],
-            timeout=30,
-            what=f"the scheduler that failed {root} named in its log",
-        )
-        assert len(marked) == 1, f"schedulers that failed {root}: {marked}"
-        dead = marked[0]
-        survivor = next(s for s in SCHEDULERS if s != dead)
-        cluster.stop_component(dead, sig=signal.SIGKILL)
-        wait_for(lambda: ended(held[dead]), timeout=30, what=f"the retry worker of {dead} gone")
-    finally:
+    with cluster.variables_from({f"{dag}_failures": "1"}):
+        # Hold both schedulers' retry workers, so that the failure is handed to one that will die with
+        # its scheduler before it can act: the retry must then come from the other scheduler.
+        held = {s: retry_workers(cluster, s)[0] for s in SCHEDULERS}
         for worker in held.values():
-            if not ended(worker):
-                worker.send_signal(signal.SIGCONT)
+            worker.send_signal(signal.SIGSTOP)
+        try:
+            root = cluster.trigger(dag)
+            assert cluster.wait_for_run(dag, root) == "failed"
+            marked = wait_for(
+                lambda: [s for s in SCHEDULERS if f": {root}, state:running" in failed_marks(cluster, s)],
+                timeout=30,
+                what=f"the scheduler that failed {root} named in its log",
+            )
+            assert len(marked) == 1, f"schedulers that failed {root}: {marked}"
+            dead = marked[0]
+            survivor = next(s for s in SCHEDULERS if s != dead)
+            cluster.stop_component(dead, sig=signal.SIGKILL)
+            wait_for(lambda: ended(held[dead]), timeout=30, what=f"the retry worker of {dead} gone")
+        finally:
+            for worker in held.values():
+                if not ended(worker):
+                    worker.send_signal(signal.SIGCONT)
 
-    first = wait_for_chain_run(cluster, dag, root, 1)
-    assert cluster.wait_for_run(dag, first) == "success"
+        first = wait_for_chain_run(cluster, dag, root, 1)
+        assert cluster.wait_for_run(dag, first) == "success"
     assert f"retry {first} created" in cluster.log_since_start(survivor)
     assert chain_runs(cluster, dag, root) == {1: first}
     assert len(audit_entries(cluster, dag, root)) == 1

@@ -41,12 +41,13 @@ def map_indexes(stack, dag_id: str, run_id: str) -> dict[tuple[str, int], dict[s
     return {(ti["task_id"], ti["map_index"]): ti for ti in resp.json()["task_instances"]}
 
 
+# Release set: mapped steps, the main path.
+@pytest.mark.release
 def test_a_failed_map_index_is_the_only_one_run_again(stack, tmp_path):
     ledger = tmp_path / "ledger.txt"
-    stack.set_variable("resume_test_ledger", str(ledger))
-    stack.set_variable("resume_test_mapped_fail", "true")
-    stack.set_variable("resume_test_mapped_fail_index", "3")
-    try:
+    with stack.variables(
+        resume_test_ledger=str(ledger), resume_test_mapped_fail="true", resume_test_mapped_fail_index="3"
+    ):
         run_id = stack.trigger(MAPPED)
         assert stack.wait_for_run(MAPPED, run_id) == "failed"
         tis = map_indexes(stack, MAPPED, run_id)
@@ -84,9 +85,6 @@ def test_a_failed_map_index_is_the_only_one_run_again(stack, tmp_path):
         assert new_run.startswith(f"resume__{run_id}__1__"), new_run
         assert finished(stack, MAPPED, new_run) == "success"
         executed = ledger.read_text().split()[before:]
-    finally:
-        stack.set_variable("resume_test_ledger", "")
-        stack.set_variable("resume_test_mapped_fail", "true")
 
     # Only square[3] ran again (then the steps after it); the other indexes are kept, not run.
     assert executed == ["square[3]", "total", "report"], executed
@@ -143,39 +141,39 @@ def literal_dag(step: str) -> str:
 
 def test_a_mapped_step_changed_after_the_failure_is_refused_as_structure_changed(stack):
     dag = "resume_test_mapped_literal"
-    stack.set_variable("resume_test_mapped_literal_fail", "true")
-    write_dag(stack, dag, literal_dag(MAPPED_OVER.replace("__VALUES__", "[1, 2, 3]")))
-    run_id = stack.trigger(dag)
-    assert stack.wait_for_run(dag, run_id) == "failed"
-    body = verdict(stack, dag, run_id)
-    assert body["resumable"] is True, body
-    square = next(s for s in body["plan"]["tasks"] if s["task_id"] == "step")
-    assert [(m["map_index"], m["action"]) for m in square["map_indexes"]] == [
-        (0, "restored"),
-        (1, "run"),
-        (2, "restored"),
-    ]
+    with stack.variables(resume_test_mapped_literal_fail="true"):
+        write_dag(stack, dag, literal_dag(MAPPED_OVER.replace("__VALUES__", "[1, 2, 3]")))
+        run_id = stack.trigger(dag)
+        assert stack.wait_for_run(dag, run_id) == "failed"
+        body = verdict(stack, dag, run_id)
+        assert body["resumable"] is True, body
+        square = next(s for s in body["plan"]["tasks"] if s["task_id"] == "step")
+        assert [(m["map_index"], m["action"]) for m in square["map_indexes"]] == [
+            (0, "restored"),
+            (1, "run"),
+            (2, "restored"),
+        ]
 
-    # The literal list got longer: the kept map indexes would not be the run's any more.
-    write_dag(stack, dag, literal_dag(MAPPED_OVER.replace("__VALUES__", "[1, 2, 3, 4]")))
-    refused(
-        stack,
-        dag,
-        run_id,
-        "structure_changed",
-        "task 'step' now maps over 4 values; the run mapped it over 3",
-    )
+        # The literal list got longer: the kept map indexes would not be the run's any more.
+        write_dag(stack, dag, literal_dag(MAPPED_OVER.replace("__VALUES__", "[1, 2, 3, 4]")))
+        refused(
+            stack,
+            dag,
+            run_id,
+            "structure_changed",
+            "task 'step' now maps over 4 values; the run mapped it over 3",
+        )
 
-    # The step is not mapped any more.
-    write_dag(stack, dag, literal_dag(NOT_MAPPED))
-    refused(stack, dag, run_id, "structure_changed", "task 'step' stopped being mapped")
+        # The step is not mapped any more.
+        write_dag(stack, dag, literal_dag(NOT_MAPPED))
+        refused(stack, dag, run_id, "structure_changed", "task 'step' stopped being mapped")
 
-    # Back as the run had it: resumable again, and the resume runs only the failed index.
-    write_dag(stack, dag, literal_dag(MAPPED_OVER.replace("__VALUES__", "[1, 2, 3]")))
-    assert verdict(stack, dag, run_id)["resumable"] is True
-    stack.set_variable("resume_test_mapped_literal_fail", "false")
-    new_run = resumed(stack, dag, run_id)
-    assert finished(stack, dag, new_run) == "success"
+        # Back as the run had it: resumable again, and the resume runs only the failed index.
+        write_dag(stack, dag, literal_dag(MAPPED_OVER.replace("__VALUES__", "[1, 2, 3]")))
+        assert verdict(stack, dag, run_id)["resumable"] is True
+        stack.set_variable("resume_test_mapped_literal_fail", "false")
+        new_run = resumed(stack, dag, run_id)
+        assert finished(stack, dag, new_run) == "success"
     tis = map_indexes(stack, dag, new_run)
     assert [tis[("step", i)]["try_number"] for i in range(3)] == [0, 1, 0]
     assert xcom_value(stack, dag, new_run, "last") == [10, 20, 30]

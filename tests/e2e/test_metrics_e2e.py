@@ -30,6 +30,8 @@ class StatsdListener:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.lines: list[str] = []
+        #: Where the current test's lines start: ``metrics`` reads only those.
+        self.start = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, name="statsd-listener", daemon=True)
         self._thread.start()
@@ -49,10 +51,14 @@ class StatsdListener:
         self._thread.join(timeout=5)
         self.sock.close()
 
+    def forget(self) -> None:
+        """Count from now on only: what earlier tests made the stack send is not the next test's."""
+        self.start = len(self.lines)
+
     def metrics(self, name: str) -> list[str]:
-        """The values sent for metric ``name`` (without the prefix), e.g. ``["1|c", "1|c"]``."""
+        """The values sent for ``name`` (without the prefix) since ``forget``, e.g. ``["1|c", "1|c"]``."""
         prefix = f"airflow.{name}:"
-        return [line[len(prefix) :] for line in list(self.lines) if line.startswith(prefix)]
+        return [line[len(prefix) :] for line in self.lines[self.start :] if line.startswith(prefix)]
 
     def wait_for(self, name: str, count: int = 1, timeout: float = 60) -> list[str]:
         return wait_for(
@@ -64,7 +70,7 @@ class StatsdListener:
 
 
 @pytest.fixture(scope="module")
-def statsd():
+def listener():
     listener = StatsdListener()
     try:
         yield listener
@@ -72,16 +78,23 @@ def statsd():
         listener.stop()
 
 
+@pytest.fixture
+def statsd(listener):
+    """The module's listener, counting only what is sent during the test."""
+    listener.forget()
+    return listener
+
+
 @pytest.fixture(scope="module")
-def metrics_stack(statsd, backend, tmp_path_factory):
-    """A stack of its own (local logs), sending Airflow's metrics, and the provider's, to ``statsd``."""
+def metrics_stack(listener, backend, tmp_path_factory):
+    """A stack of its own (local logs), sending Airflow's metrics, and the provider's, to ``listener``."""
     airflow = AirflowStack(
         home=tmp_path_factory.mktemp("airflow-metrics"),
         backend=backend,
         extra_env={
             "AIRFLOW__METRICS__STATSD_ON": "True",
             "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-            "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
+            "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
             "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
         },
     )
@@ -100,28 +113,30 @@ def timed_ms(values: list[str]) -> list[float]:
     return [float(v.split("|")[0]) for v in values if v.endswith("|ms")]
 
 
+# Release set: how the metrics client starts in each Airflow process differs by release.
+@pytest.mark.release
 def test_fail_resume_succeed_sends_capture_and_resume_metrics(metrics_stack, statsd):
-    metrics_stack.set_variable("resume_example_fail", "true")
-    run_id = metrics_stack.trigger(DAG)
-    assert metrics_stack.wait_for_run(DAG, run_id) == "failed"
-    # extract and transform each recorded their state before running, in their task runner
-    assert counted(statsd.wait_for("resume.capture.written", 2)) >= 2
-    durations = timed_ms(statsd.wait_for("resume.capture.duration", 2))
-    assert len(durations) >= 2 and all(0 < ms < 10_000 for ms in durations)
+    with metrics_stack.variables(resume_example_fail="true"):
+        run_id = metrics_stack.trigger(DAG)
+        assert metrics_stack.wait_for_run(DAG, run_id) == "failed"
+        # extract and transform each recorded their state before running, in their task runner
+        assert counted(statsd.wait_for("resume.capture.written", 2)) >= 2
+        durations = timed_ms(statsd.wait_for("resume.capture.duration", 2))
+        assert len(durations) >= 2 and all(0 < ms < 10_000 for ms in durations)
 
-    metrics_stack.set_variable("resume_example_fail", "false")
-    with metrics_stack.client() as c:
-        resp = c.post(f"{RESUME_API}/dags/{DAG}/dagRuns/{run_id}/resume")
-        assert resp.status_code == 201, resp.text
-        new_run = resp.json()["dag_run_id"]
-    assert counted(statsd.wait_for("resume.created")) == 1
-    # plain StatsD drops tags: the kind is in the name as well
-    assert counted(statsd.wait_for("resume.created.manual")) == 1
-    assert statsd.metrics("resume.created.retry") == []
-    (create_ms,) = timed_ms(statsd.wait_for("resume.create.duration"))
-    assert 0 < create_ms < 30_000
+        metrics_stack.set_variable("resume_example_fail", "false")
+        with metrics_stack.client() as c:
+            resp = c.post(f"{RESUME_API}/dags/{DAG}/dagRuns/{run_id}/resume")
+            assert resp.status_code == 201, resp.text
+            new_run = resp.json()["dag_run_id"]
+        assert counted(statsd.wait_for("resume.created")) == 1
+        # plain StatsD drops tags: the kind is in the name as well
+        assert counted(statsd.wait_for("resume.created.manual")) == 1
+        assert statsd.metrics("resume.created.retry") == []
+        (create_ms,) = timed_ms(statsd.wait_for("resume.create.duration"))
+        assert 0 < create_ms < 30_000
 
-    assert metrics_stack.wait_for_run(DAG, new_run) == "success"
+        assert metrics_stack.wait_for_run(DAG, new_run) == "success"
     # transform and load ran in the resumed run and recorded their state too (extract was restored)
     assert counted(statsd.wait_for("resume.capture.written", 4)) == 4
     assert statsd.metrics("resume.capture.failed") == []
@@ -145,12 +160,12 @@ def test_a_state_file_that_cannot_be_written_counts_as_a_failed_capture(metrics_
         / "attempt=1.resume.json"
     )
     blocker.mkdir(parents=True)
-    metrics_stack.set_variable("resume_example_fail", "true")
     metrics_stack.wait_for_dag(DAG)
-    with metrics_stack.client() as c:
-        resp = c.post(f"/api/v2/dags/{DAG}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
-        assert resp.status_code == 200, resp.text
-    assert metrics_stack.wait_for_run(DAG, run_id) == "failed"
+    with metrics_stack.variables(resume_example_fail="true"):
+        with metrics_stack.client() as c:
+            resp = c.post(f"/api/v2/dags/{DAG}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
+            assert resp.status_code == 200, resp.text
+        assert metrics_stack.wait_for_run(DAG, run_id) == "failed"
     assert counted(statsd.wait_for("resume.capture.failed")) == 1
     # The task itself is not affected: extract succeeded, transform failed by itself.
     tis = metrics_stack.task_instances(DAG, run_id)
@@ -167,11 +182,8 @@ def test_automatic_retries_send_scheduled_and_not_retried(metrics_stack, statsd)
     assert counted(statsd.wait_for("resume.created.retry")) == 1
 
     def retry_run() -> str | None:
-        with metrics_stack.client() as c:
-            runs = c.get(f"/api/v2/dags/{dag}/dagRuns").json()["dag_runs"]
-        return next(
-            (r["dag_run_id"] for r in runs if r["dag_run_id"].startswith(f"resume__{root}__1__")), None
-        )
+        runs = metrics_stack.dag_runs(dag, run_id_prefix=f"resume__{root}__1__")
+        return runs[0]["dag_run_id"] if runs else None
 
     retry = wait_for(retry_run, timeout=60, what="the retry run")
     assert metrics_stack.wait_for_run(dag, retry) == "failed"

@@ -35,38 +35,40 @@ def read_state(stack, dag_id: str, run_id: str, task_id: str, attempt: int = 1) 
     )
 
 
+# Release set: the main path (SQLite, local state files); the capture's XCom-push hook differs by release.
+@pytest.mark.release
 def test_fail_fix_resume_succeed(stack):
-    stack.set_variable("resume_example_fail", "true")
-    run_id = stack.trigger("resume_example_etl")
-    assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
+    with stack.variables(resume_example_fail="true"):
+        run_id = stack.trigger("resume_example_etl")
+        assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
 
-    # The state sits beside the failed attempt's log, holding the upstream XComs and the failure.
-    def state_and_log():
-        state, names = read_state(stack, "resume_example_etl", run_id, "transform")
-        return ("attempt=1.log" in names) and (state, names)
+        # The state sits beside the failed attempt's log, holding the upstream XComs and the failure.
+        def state_and_log():
+            state, names = read_state(stack, "resume_example_etl", run_id, "transform")
+            return ("attempt=1.log" in names) and (state, names)
 
-    state, names = wait_for(
-        lambda: _quiet(state_and_log), timeout=60, what="state file and uploaded log side by side"
-    )
-    assert "attempt=1.resume.json" in names
-    assert state["failure"]["exception_type"] == "RuntimeError"
-    assert {x["key"] for x in state["inputs"]["xcoms"]} == {"return_value", "row_count"}
+        state, names = wait_for(
+            lambda: _quiet(state_and_log), timeout=60, what="state file and uploaded log side by side"
+        )
+        assert "attempt=1.resume.json" in names
+        assert state["failure"]["exception_type"] == "RuntimeError"
+        assert {x["key"] for x in state["inputs"]["xcoms"]} == {"return_value", "row_count"}
 
-    with stack.client() as c:
-        verdict = c.get(resume_url("resume_example_etl", run_id)).json()
-        assert verdict["resumable"] is True, verdict["reason"]
-        assert verdict["failed_task_id"] == "transform"
-        assert verdict["plan"]["resume_task_id"] == "transform"
-        assert [s["action"] for s in verdict["plan"]["tasks"]] == ["restored", "run", "run"]
-        assert verdict["plan"]["tasks"][0]["source"].endswith("task_id=transform/attempt=1.resume.json")
+        with stack.client() as c:
+            verdict = c.get(resume_url("resume_example_etl", run_id)).json()
+            assert verdict["resumable"] is True, verdict["reason"]
+            assert verdict["failed_task_id"] == "transform"
+            assert verdict["plan"]["resume_task_id"] == "transform"
+            assert [s["action"] for s in verdict["plan"]["tasks"]] == ["restored", "run", "run"]
+            assert verdict["plan"]["tasks"][0]["source"].endswith("task_id=transform/attempt=1.resume.json")
 
-        stack.set_variable("resume_example_fail", "false")
-        resp = c.post(resume_url("resume_example_etl", run_id) + "/resume")
-        assert resp.status_code == 201, resp.text
-        new_run = resp.json()["dag_run_id"]
-        assert resp.json()["resume_task_id"] == "transform"
+            stack.set_variable("resume_example_fail", "false")
+            resp = c.post(resume_url("resume_example_etl", run_id) + "/resume")
+            assert resp.status_code == 201, resp.text
+            new_run = resp.json()["dag_run_id"]
+            assert resp.json()["resume_task_id"] == "transform"
 
-    assert stack.wait_for_run("resume_example_etl", new_run) == "success"
+        assert stack.wait_for_run("resume_example_etl", new_run) == "success"
     tis = stack.task_instances("resume_example_etl", new_run)
     assert tis["extract"]["try_number"] == 0 and tis["extract"]["state"] == "success"
     assert tis["transform"]["try_number"] == 1
@@ -75,7 +77,8 @@ def test_fail_fix_resume_succeed(stack):
         assert run["note"] == f"Resumed from {run_id} at transform"
         assert run["triggering_user_name"] == "admin"
         audit = c.get(
-            "/api/v2/eventLogs", params={"event": "resume_dag_run", "dag_id": "resume_example_etl"}
+            "/api/v2/eventLogs",
+            params={"event": "resume_dag_run", "dag_id": "resume_example_etl", "run_id": run_id},
         ).json()
         assert any(e["run_id"] == run_id and e["owner"] == "admin" for e in audit["event_logs"])
         # A second request returns the same run.
@@ -104,15 +107,19 @@ def test_a_task_marked_failed_by_hand_is_refused(stack):
         assert "never resumed" in resp.json()["detail"]
 
 
+# Release set: the verdict reads the DAG version the run ran, an older one than the DAG's latest.
+@pytest.mark.release
 def test_structure_change_is_refused_with_the_change_named(stack):
-    dag_file = stack.dags / "resume_test_mutable.py"
-    dag_file.write_text(MUTABLE_DAG.format(steps='["one", "two", "three"]'))
-    stack.reserialize()
+    def write(source: str, new_version: bool = True) -> None:
+        stack.write_dag_file(
+            "resume_test_mutable", source, dag_ids=("resume_test_mutable",), new_version=new_version
+        )
+
+    write(MUTABLE_DAG.format(steps='["one", "two", "three"]'))
     run_id = stack.trigger("resume_test_mutable")
     assert stack.wait_for_run("resume_test_mutable", run_id) == "failed"
 
-    dag_file.write_text(MUTABLE_DAG.format(steps='["one", "three", "two"]'))
-    stack.reserialize()
+    write(MUTABLE_DAG.format(steps='["one", "three", "two"]'))
     with stack.client() as c:
         verdict = c.get(resume_url("resume_test_mutable", run_id)).json()
         assert verdict["reason_code"] == "structure_changed", verdict
@@ -120,11 +127,12 @@ def test_structure_change_is_refused_with_the_change_named(stack):
         resp = c.post(resume_url("resume_test_mutable", run_id) + "/resume")
         assert resp.status_code == 409
 
-    # Changing only a task's code is allowed: that is how a bug gets fixed before resuming.
-    dag_file.write_text(
-        MUTABLE_DAG.format(steps='["one", "two", "three"]').replace("raise ValueError", "print")
+    # Changing only a task's code is allowed: that is how a bug gets fixed before resuming. The DAG's
+    # serialized form stays the same, so Airflow keeps its version.
+    write(
+        MUTABLE_DAG.format(steps='["one", "two", "three"]').replace("raise ValueError", "print"),
+        new_version=False,
     )
-    stack.reserialize()
     with stack.client() as c:
         resp = c.post(resume_url("resume_test_mutable", run_id) + "/resume")
         assert resp.status_code == 201, resp.text
@@ -147,9 +155,9 @@ with DAG("resume_test_mutable", schedule=None, params={{"resume": True}}):
 
 
 def test_concurrent_resume_requests_create_one_run(stack):
-    stack.set_variable("resume_example_fail", "true")
-    run_id = stack.trigger("resume_example_etl")
-    assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
+    with stack.variables(resume_example_fail="true"):
+        run_id = stack.trigger("resume_example_etl")
+        assert stack.wait_for_run("resume_example_etl", run_id) == "failed"
     token = stack.token()
 
     def post(_):
@@ -164,9 +172,7 @@ def test_concurrent_resume_requests_create_one_run(stack):
     codes = sorted(r.status_code for r in responses)
     assert codes == [200] * 19 + [201], [r.text for r in responses if r.status_code not in (200, 201)]
     assert len({r.json()["dag_run_id"] for r in responses}) == 1
-    with stack.client() as c:
-        runs = c.get("/api/v2/dags/resume_example_etl/dagRuns", params={"limit": 100}).json()["dag_runs"]
-    assert sum(r["dag_run_id"].startswith(f"resume__{run_id}") for r in runs) == 1
+    assert len(stack.dag_runs("resume_example_etl", run_id_prefix=f"resume__{run_id}")) == 1
 
 
 def test_authentication_and_authorization(stack):

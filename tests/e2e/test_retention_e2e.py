@@ -1,7 +1,7 @@
 """
 Retention on a running Airflow: an old failed run is refused as expired through the REST API, and
 ``airflow resume cleanup`` deletes its state while Airflow runs, from wherever the stack keeps state
-(S3 on moto_server with ``RESUME_TEST_DB=sqlite``, the local log folder with PostgreSQL).
+(S3 on moto_server when the stack logs there, else the local log folder).
 """
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ def state_only(files: dict[str, int]) -> dict[str, int]:
 
 
 def test_an_old_run_is_refused_as_expired_and_cleanup_deletes_its_state_only(stack):
-    stack.set_variable("resume_example_fail", "true")
-    old = stack.trigger(DAG)
-    recent = stack.trigger(DAG)
-    assert stack.wait_for_run(DAG, old) == "failed"
-    assert stack.wait_for_run(DAG, recent) == "failed"
+    with stack.variables(resume_example_fail="true"):
+        old = stack.trigger(DAG)
+        recent = stack.trigger(DAG)
+        assert stack.wait_for_run(DAG, old) == "failed"
+        assert stack.wait_for_run(DAG, recent) == "failed"
     # Both runs' state and uploaded logs are in place (logs reach S3 when a task ends).
     for run_id in (old, recent):
         wait_for(

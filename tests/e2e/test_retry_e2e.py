@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 
 from tests.e2e.runs import chain_runs, wait_for_chain_run, wait_for_note
+from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def ledger(stack, tmp_path):
-    stack.set_variable("resume_test_ledger_dir", str(tmp_path))
-
     def executed(dag_id: str) -> list[str]:
         path = tmp_path / f"{dag_id}.txt"
         return path.read_text().split() if path.exists() else []
 
-    return executed
+    with stack.variables(resume_test_ledger_dir=str(tmp_path)):
+        yield executed
 
 
+# Release set: the scheduler listener's automatic retry, the main path.
+@pytest.mark.release
 def test_two_retries_resume_at_the_failed_task_until_success(stack, ledger):
     dag = "resume_test_retry_two"
     root = stack.trigger(dag)
@@ -56,22 +57,22 @@ def test_one_retry_then_the_last_failure_says_retries_are_exhausted(stack, ledge
 
 def test_on_retry_false_reruns_every_task(stack, ledger):
     dag = "resume_test_retry_fresh"
-    stack.set_variable(f"{dag}_failures", "1")
-    root = stack.trigger(dag)
-    assert stack.wait_for_run(dag, root) == "failed"
-    first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
-    assert stack.wait_for_run(dag, first) == "success"
+    with stack.variables_from({f"{dag}_failures": "1"}):
+        root = stack.trigger(dag)
+        assert stack.wait_for_run(dag, root) == "failed"
+        first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
+        assert stack.wait_for_run(dag, first) == "success"
     assert ledger(dag) == ["first", "flaky", "first", "flaky", "last"]
     assert stack.note(dag, first).startswith(f"Automatic retry 1 of 1: full rerun of {root}")
 
 
 def test_the_same_error_twice_in_a_row_stops_the_retries(stack, ledger):
     dag = "resume_test_retry_same_error"
-    stack.set_variable(f"{dag}_failures", "10")
-    root = stack.trigger(dag)
-    assert stack.wait_for_run(dag, root) == "failed"
-    first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
-    assert stack.wait_for_run(dag, first) == "failed"
+    with stack.variables_from({f"{dag}_failures": "10"}):
+        root = stack.trigger(dag)
+        assert stack.wait_for_run(dag, root) == "failed"
+        first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
+        assert stack.wait_for_run(dag, first) == "failed"
     note = wait_for_note(stack, dag, first, "failed twice in a row with the same error")
     assert "ConnectionError: backend unavailable" in note
     assert 2 not in chain_runs(stack, dag, root)
@@ -96,17 +97,14 @@ def test_a_run_stopped_by_hand_is_not_retried(stack, ledger):
 
 def test_a_scheduler_killed_right_after_the_failure_retries_exactly_once(stack, ledger):
     dag = "resume_test_retry_crash"
-    stack.set_variable(f"{dag}_failures", "1")
-    root = stack.trigger(dag)
-    deadline = time.monotonic() + 180
-    while stack.run_state(dag, root) != "failed":
-        assert time.monotonic() < deadline, "run did not fail"
-        time.sleep(0.1)
-    stack.stop_component("scheduler", sig=signal.SIGKILL)
-    stack.start_component("scheduler", ["scheduler"])
-    first = wait_for_chain_run(stack, dag, root, 1, timeout=120)
-    assert stack.wait_for_run(dag, first) == "success"
-    with stack.client() as c:
-        runs = c.get(f"/api/v2/dags/{dag}/dagRuns", params={"limit": 50}).json()["dag_runs"]
-    assert sorted(r["dag_run_id"] for r in runs) == sorted([root, first])
+    with stack.variables_from({f"{dag}_failures": "1"}):
+        root = stack.trigger(dag)
+        wait_for(
+            lambda: stack.run_state(dag, root) == "failed", timeout=180, interval=0.1, what=f"{root} failed"
+        )
+        stack.stop_component("scheduler", sig=signal.SIGKILL)
+        stack.start_component("scheduler", ["scheduler"])
+        first = wait_for_chain_run(stack, dag, root, 1, timeout=120)
+        assert stack.wait_for_run(dag, first) == "success"
+    assert [r["dag_run_id"] for r in stack.dag_runs(dag, run_id_prefix=f"resume__{root}__")] == [first]
     assert ledger(dag).count("first") == 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -25,7 +24,7 @@ import httpx
 import pytest
 
 from tests.e2e.runs import q, wait_for_note, xcom_value
-from tools.airflow_stack import wait_for
+from tools.airflow_stack import stays, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -95,9 +94,7 @@ def dag_run(stack, dag_id: str, run_id: str) -> dict[str, Any]:
 
 
 def dag_run_ids(stack, dag_id: str) -> set[str]:
-    with stack.client() as c:
-        body = c.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}).json()
-    return {r["dag_run_id"] for r in body["dag_runs"]}
+    return {r["dag_run_id"] for r in stack.dag_runs(dag_id)}
 
 
 def cli_json(stdout: str) -> dict[str, Any]:
@@ -214,13 +211,17 @@ def test_a_forged_retry_attempt_does_not_lift_the_retry_bound(stack):
             f"the retry of a run with a forged retry_attempt was retried again: {note!r}"
         )
 
-        time.sleep(15)  # several retry sweeps (every 3 s on the stack): no further retry may appear
-        created = dag_run_ids(stack, GUARDED) - before
-        assert created == {root, retry}, f"runs created beyond the one retry: {sorted(created - {root})}"
-    finally:
-        # Today's code retries without bound: stop the chain from loading the rest of the session.
+        stays(
+            lambda: dag_run_ids(stack, GUARDED) - before == {root, retry},
+            seconds=stack.decision_window,
+            what="no run created beyond the one retry",
+        )
+    except BaseException:
+        # A bound that does not hold retries without end: stop the chain from loading the rest of the
+        # session (the DAG stays paused, so later runs of it do not start either).
         with stack.client() as c:
             c.patch(f"/api/v2/dags/{GUARDED}", json={"is_paused": True})
+        raise
 
 
 @pytest.mark.parametrize(
@@ -229,9 +230,9 @@ def test_a_forged_retry_attempt_does_not_lift_the_retry_bound(stack):
     ids=["malformed_dict", "not_a_dict"],
 )
 def test_a_malformed_resume_marker_never_gives_a_500(stack, marker):
-    stack.set_variable("resume_example_fail", "true")
-    run_id = trigger_as(stack, ETL, run_id=new_run_id("malformed"), conf={"__resume__": marker})
-    assert stack.wait_for_run(ETL, run_id) == "failed"
+    with stack.variables(resume_example_fail="true"):
+        run_id = trigger_as(stack, ETL, run_id=new_run_id("malformed"), conf={"__resume__": marker})
+        assert stack.wait_for_run(ETL, run_id) == "failed"
 
     resp = verdict_response(stack, ETL, run_id)
     assert resp.status_code == 200, f"verdict: {resp.status_code} {resp.text[:500]}"
@@ -248,23 +249,23 @@ def test_a_malformed_resume_marker_never_gives_a_500(stack, marker):
 
 
 def test_a_squatted_resume_run_id_does_not_hijack_the_resume(stack):
-    stack.set_variable("resume_example_fail", "true")
     victim = new_run_id("victim")
-    squat = trigger_as(stack, ETL, run_id=f"resume__{victim}__1", conf={"squatter": True})
-    trigger_as(stack, ETL, user="admin", run_id=victim)
-    assert stack.wait_for_run(ETL, squat) == "failed"
-    assert stack.wait_for_run(ETL, victim) == "failed"
+    with stack.variables(resume_example_fail="true"):
+        squat = trigger_as(stack, ETL, run_id=f"resume__{victim}__1", conf={"squatter": True})
+        trigger_as(stack, ETL, user="admin", run_id=victim)
+        assert stack.wait_for_run(ETL, squat) == "failed"
+        assert stack.wait_for_run(ETL, victim) == "failed"
 
-    body = verdict(stack, ETL, victim)
-    assert body["resumed_run_id"] is None, f"the squatting run is taken for the resumed run: {body}"
-    assert body["resumable"] is True, body["reason"]
+        body = verdict(stack, ETL, victim)
+        assert body["resumed_run_id"] is None, f"the squatting run is taken for the resumed run: {body}"
+        assert body["resumable"] is True, body["reason"]
 
-    stack.set_variable("resume_example_fail", "false")
-    resp = post_resume(stack, ETL, victim)
-    assert resp.status_code == 201, resp.text
-    resumed = resp.json()["dag_run_id"]
-    assert resumed != squat
-    assert stack.wait_for_run(ETL, resumed) == "success"
+        stack.set_variable("resume_example_fail", "false")
+        resp = post_resume(stack, ETL, victim)
+        assert resp.status_code == 201, resp.text
+        resumed = resp.json()["dag_run_id"]
+        assert resumed != squat
+        assert stack.wait_for_run(ETL, resumed) == "success"
     assert dag_run(stack, ETL, resumed)["note"].startswith(f"Resumed from {victim}")
 
     again = post_resume(stack, ETL, victim)
@@ -301,9 +302,9 @@ def test_a_forged_state_link_is_refused_without_being_read(stack, target):
 
 
 def test_an_unknown_resume_point_restores_nothing(stack):
-    stack.set_variable("resume_example_fail", "true")
-    run_id = trigger_as(stack, ETL, run_id=new_run_id("unknown_point"))
-    assert stack.wait_for_run(ETL, run_id) == "failed"
+    with stack.variables(resume_example_fail="true"):
+        run_id = trigger_as(stack, ETL, run_id=new_run_id("unknown_point"))
+        assert stack.wait_for_run(ETL, run_id) == "failed"
 
     resp = post_resume(stack, ETL, run_id, {"from_task_id": "no_such_task"})
     assert resp.status_code == 409, resp.text

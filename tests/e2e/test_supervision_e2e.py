@@ -8,6 +8,7 @@ The retry worker is ``python -m airflow_resume_provider.retry...``, a child of t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from typing import Any
@@ -27,8 +28,8 @@ RETRIES_TAG = "resume:retries"
 
 @pytest.fixture
 def ledger(stack, tmp_path):
-    stack.set_variable("resume_test_ledger_dir", str(tmp_path))
-    return tmp_path
+    with stack.variables(resume_test_ledger_dir=str(tmp_path)):
+        yield tmp_path
 
 
 def retry_workers(stack) -> list[psutil.Process]:
@@ -102,46 +103,50 @@ def test_a_dag_with_retries_carries_the_tag_the_sweep_reads(stack):
 
 def test_an_automatic_retry_is_in_the_audit_log(stack, ledger):
     dag = "resume_test_retry_fresh"
-    stack.set_variable(f"{dag}_failures", "1")
-    root = stack.trigger(dag)
-    assert stack.wait_for_run(dag, root) == "failed"
-    retry = wait_for_chain_run(stack, dag, root, 1)
+    with stack.variables_from({f"{dag}_failures": "1"}):
+        root = stack.trigger(dag)
+        assert stack.wait_for_run(dag, root) == "failed"
+        retry = wait_for_chain_run(stack, dag, root, 1)
 
-    entries = wait_for(
-        lambda: [e for e in event_logs(stack, event="resume_created", dag_id=dag) if e["run_id"] == root],
-        timeout=60,
-        interval=1,
-        what=f"a resume_created audit entry for {root}",
-    )
-    assert len(entries) == 1, entries
-    assert entries[0]["owner"] == RETRY_COMPONENT, entries
-    assert retry in (entries[0].get("extra") or ""), entries
-    assert stack.wait_for_run(dag, retry) == "success"
+        entries = wait_for(
+            lambda: event_logs(stack, event="resume_created", dag_id=dag, run_id=root),
+            timeout=60,
+            interval=1,
+            what=f"a resume_created audit entry for {root}",
+        )
+        assert len(entries) == 1, entries
+        assert entries[0]["owner"] == RETRY_COMPONENT, entries
+        assert retry in (entries[0].get("extra") or ""), entries
+        assert stack.wait_for_run(dag, retry) == "success"
 
 
 def test_a_retry_worker_that_died_is_replaced(stack, ledger):
     dag = "resume_test_retry_one"
-    stack.set_variable(f"{dag}_failures", "2")
-    worker = ensure_a_retry_worker(stack)
-    try:
-        worker.send_signal(signal.SIGKILL)
-        wait_for(lambda: ended(worker), timeout=30, interval=0.5, what="the retry worker killed")
+    with stack.variables_from({f"{dag}_failures": "2"}):
+        worker = ensure_a_retry_worker(stack)
+        try:
+            worker.send_signal(signal.SIGKILL)
+            wait_for(lambda: ended(worker), timeout=30, interval=0.5, what="the retry worker killed")
 
-        root = stack.trigger(dag)
-        assert stack.wait_for_run(dag, root) == "failed"
-        retry = wait_for_chain_run(stack, dag, root, 1)
-        replacement = the_retry_worker(stack)
-        assert replacement.pid != worker.pid
-        assert stack.wait_for_run(dag, retry) == "failed"  # fails twice, then retries are exhausted
-    finally:
-        ensure_a_retry_worker(stack)  # leave a working scheduler to later tests
+            root = stack.trigger(dag)
+            assert stack.wait_for_run(dag, root) == "failed"
+            retry = wait_for_chain_run(stack, dag, root, 1)
+            replacement = the_retry_worker(stack)
+            assert replacement.pid != worker.pid
+            assert stack.wait_for_run(dag, retry) == "failed"  # fails twice, then retries are exhausted
+        finally:
+            ensure_a_retry_worker(stack)  # leave a working scheduler to later tests
 
 
 def test_the_retry_worker_ends_with_its_scheduler(stack):
     worker = ensure_a_retry_worker(stack)
-    scheduler_pid = stack.processes["scheduler"].pid
-    try:
-        os.kill(scheduler_pid, signal.SIGKILL)  # the main process only, not its process group
-        wait_for(lambda: ended(worker), timeout=10, interval=0.2, what="the retry worker gone")
-    finally:
-        restart_scheduler(stack)
+    # The scheduler is ended on purpose: the stack does not count it as a component that died.
+    with stack.expecting_exit("scheduler") as scheduler:
+        try:
+            os.kill(scheduler.pid, signal.SIGKILL)  # the main process only, not its process group
+            wait_for(lambda: ended(worker), timeout=10, interval=0.2, what="the retry worker gone")
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # what is left of its process group
+                os.killpg(scheduler.pid, signal.SIGKILL)
+            scheduler.wait(timeout=30)
+            restart_scheduler(stack)
