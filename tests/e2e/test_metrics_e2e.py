@@ -87,7 +87,13 @@ def statsd(listener):
 
 @pytest.fixture(scope="module")
 def metrics_stack(listener, backend, tmp_path_factory):
-    """A stack of its own (local logs), sending Airflow's metrics, and the provider's, to ``listener``."""
+    """
+    A stack of its own (local logs), sending Airflow's metrics, and the provider's, to ``listener``.
+
+    Why not the shared stack: ``[metrics]`` is read by each component at start-up, so the shared
+    stack would have to send metrics for every test, and its retry sweeps for other tests' DAGs
+    would send counts into these tests' windows.
+    """
     airflow = AirflowStack(
         home=tmp_path_factory.mktemp("airflow-metrics"),
         backend=backend,
