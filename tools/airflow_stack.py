@@ -68,13 +68,17 @@ class ComponentDied(AssertionError):
 _live_stacks: list[AirflowStack] = []
 
 
+def _check_live_stacks() -> None:
+    for stack in list(_live_stacks):
+        stack.check_alive()
+
+
 def wait_for(condition, *, timeout: float, interval: float = 0.5, what: str = "condition"):
     """Poll ``condition`` until it returns something truthy; fail at once if a stack's component died."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        for stack in list(_live_stacks):
-            stack.check_alive()
+        _check_live_stacks()
         last = condition()
         if last:
             return last
@@ -86,8 +90,7 @@ def stays(condition, *, seconds: float, interval: float = 0.5, what: str) -> Non
     """Check that ``condition`` holds for ``seconds``: fail as soon as it does not."""
     deadline = time.monotonic() + seconds
     while True:
-        for stack in list(_live_stacks):
-            stack.check_alive()
+        _check_live_stacks()
         if not condition():
             raise AssertionError(
                 f"{what}: no longer true after {seconds - (deadline - time.monotonic()):.1f}s"
@@ -331,16 +334,21 @@ class AirflowStack:
         Stop the named components together and start them again (with the stack's environment as it
         is now); returns once the api-server and a scheduler are healthy and the Execution API answers.
         """
-        for name in names:
-            with contextlib.suppress(ProcessLookupError, KeyError):
-                os.killpg(self.processes[name].pid, signal.SIGTERM)
+        self._stop_together(names)
         args = dict(self.components())
-        for name in names:
-            self.stop_component(name)
         for name in names:
             self.start_component(name, args[name])
         wait_for(self._healthy, timeout=300, interval=0.5, what=f"{', '.join(names)} healthy again")
         self.warm_execution_api(self.url)
+
+    def _stop_together(self, names: list[str] | tuple[str, ...], timeout: float = 20) -> None:
+        """SIGTERM the named components at once (each takes seconds to stop), then wait for them all."""
+        for name in names:
+            with contextlib.suppress(ProcessLookupError, KeyError):
+                os.killpg(self.processes[name].pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            self.stop_component(name, timeout=max(0.1, deadline - time.monotonic()))
 
     def check_alive(self) -> None:
         """Fail at once, naming it and showing its last log lines, if a component of the stack exited."""
@@ -364,12 +372,7 @@ class AirflowStack:
         if self in _live_stacks:
             _live_stacks.remove(self)
         running = self._running_task_ids()
-        for proc in self.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for name in list(self.processes):
-            self.stop_component(name, timeout=max(0.1, deadline - time.monotonic()))
+        self._stop_together(list(self.processes))
         self._kill_task_processes(running)
         if self.pg_db:
             try:

@@ -20,13 +20,18 @@ def q(value: str) -> str:
     return quote(value, safe="")
 
 
+def resume_runs(stack, dag_id: str, root: str) -> list[str]:
+    """Ids of the runs resuming ``root`` (``resume__<root>__<n>__<tag>``), oldest first."""
+    return [r["dag_run_id"] for r in stack.dag_runs(dag_id, run_id_prefix=f"resume__{root}__")]
+
+
 def chain_runs(stack, dag_id: str, root: str) -> dict[int, str]:
-    """The runs resuming ``root``, by their place in the chain (ids: ``resume__<root>__<n>__<tag>``)."""
+    """The runs resuming ``root``, by their place in the chain."""
     prefix = f"resume__{root}__"
     found = {}
-    for run in stack.dag_runs(dag_id, run_id_prefix=prefix):
-        n, _, _tag = run["dag_run_id"][len(prefix) :].partition("__")
-        found[int(n)] = run["dag_run_id"]
+    for run_id in resume_runs(stack, dag_id, root):
+        n, _, _tag = run_id[len(prefix) :].partition("__")
+        found[int(n)] = run_id
     return found
 
 

@@ -23,7 +23,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.e2e.runs import chain_runs, q, wait_for_chain_run, wait_for_note, xcom_value
+from tests.e2e.runs import chain_runs, q, resume_runs, wait_for_chain_run, wait_for_note, xcom_value
 from tools.airflow_stack import REPO, wait_for
 from tools.cluster_stack import API_SERVERS, SCHEDULERS, WORKERS, ClusterStack
 from tools.moto_s3 import aws_connection, moto_s3
@@ -152,10 +152,6 @@ def kill_tree(proc: psutil.Process) -> None:
     psutil.wait_procs(procs, timeout=30)
 
 
-def resumed_runs(cluster: ClusterStack, dag_id: str, root: str) -> list[str]:
-    return [r["dag_run_id"] for r in cluster.dag_runs(dag_id, run_id_prefix=f"resume__{root}__")]
-
-
 def xcom_text(cluster: ClusterStack, dag_id: str, run_id: str, task_id: str) -> str:
     """A task's ``return_value`` that is a string (the REST API shows it as it is)."""
     with cluster.client() as c:
@@ -249,7 +245,7 @@ def test_concurrent_resume_requests_on_both_api_servers_create_one_run(cluster):
         assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
         assert len({r.json()["dag_run_id"] for r in responses}) == 1
         new_run = responses[0].json()["dag_run_id"]
-        assert resumed_runs(cluster, ETL, root) == [new_run]
+        assert resume_runs(cluster, ETL, root) == [new_run]
         # Both api-servers name the same resumed run.
         assert [verdict(cluster, api, ETL, root)["resumed_run_id"] for api in (1, 2)] == [new_run] * 2
         assert len(audit_entries(cluster, ETL, root)) == 1

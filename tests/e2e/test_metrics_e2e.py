@@ -13,6 +13,7 @@ import threading
 
 import pytest
 
+from tests.e2e.runs import wait_for_chain_run
 from tools.airflow_stack import AirflowStack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -187,11 +188,7 @@ def test_automatic_retries_send_scheduled_and_not_retried(metrics_stack, statsd)
     assert counted(statsd.wait_for("resume.retry.scheduled", timeout=90)) == 1
     assert counted(statsd.wait_for("resume.created.retry")) == 1
 
-    def retry_run() -> str | None:
-        runs = metrics_stack.dag_runs(dag, run_id_prefix=f"resume__{root}__1__")
-        return runs[0]["dag_run_id"] if runs else None
-
-    retry = wait_for(retry_run, timeout=60, what="the retry run")
+    retry = wait_for_chain_run(metrics_stack, dag, root, 1, timeout=60)
     assert metrics_stack.wait_for_run(dag, retry) == "failed"
     # retries exhausted: written in the retry's note and counted once
     assert counted(statsd.wait_for("resume.retry.not_retried", timeout=90)) == 1

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.e2e.runs import resume_runs
 from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -172,7 +173,7 @@ def test_concurrent_resume_requests_create_one_run(stack):
     codes = sorted(r.status_code for r in responses)
     assert codes == [200] * 19 + [201], [r.text for r in responses if r.status_code not in (200, 201)]
     assert len({r.json()["dag_run_id"] for r in responses}) == 1
-    assert len(stack.dag_runs("resume_example_etl", run_id_prefix=f"resume__{run_id}")) == 1
+    assert len(resume_runs(stack, "resume_example_etl", run_id)) == 1
 
 
 def test_authentication_and_authorization(stack):

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from tests.e2e.runs import chain_runs, wait_for_chain_run, wait_for_note
+from tests.e2e.runs import chain_runs, resume_runs, wait_for_chain_run, wait_for_note
 from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -106,5 +106,5 @@ def test_a_scheduler_killed_right_after_the_failure_retries_exactly_once(stack, 
         stack.start_component("scheduler", ["scheduler"])
         first = wait_for_chain_run(stack, dag, root, 1, timeout=120)
         assert stack.wait_for_run(dag, first) == "success"
-    assert [r["dag_run_id"] for r in stack.dag_runs(dag, run_id_prefix=f"resume__{root}__")] == [first]
+    assert resume_runs(stack, dag, root) == [first]
     assert ledger(dag).count("first") == 1

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlparse
 import httpx
 import pytest
 
+from tests.e2e.runs import resume_runs
 from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -94,11 +95,6 @@ def raw_post(stack, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int,
     return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
 
 
-def resumes_of(stack, run_id: str) -> list[str]:
-    """The runs resuming ``run_id`` (ids ``resume__<run_id>__...``)."""
-    return [r["dag_run_id"] for r in stack.dag_runs(DAG, run_id_prefix=f"resume__{run_id}__")]
-
-
 def resumed_as(stack, run_id: str) -> str | None:
     with stack.client() as c:
         return c.get(f"{API}/dags/{DAG}/dagRuns/{quote(run_id, safe='')}").json()["resumed_run_id"]
@@ -126,7 +122,7 @@ def test_a_blank_bearer_header_does_not_skip_the_csrf_check(stack):
         stack, url, [(b"Authorization", b"Bearer "), (b"Cookie", b"_token=" + victim_cookie.encode())]
     )
     assert status == 403, body
-    assert resumes_of(stack, run_id) == []
+    assert resume_runs(stack, DAG, run_id) == []
     assert resumed_as(stack, run_id) is None
 
     # The same run, resumed by a client whose bearer token authenticates it: no CSRF token needed.
@@ -149,7 +145,7 @@ def test_a_bearer_token_that_does_not_authenticate_does_not_skip_the_csrf_check(
         timeout=60,
     )
     assert forged.status_code in (401, 403), forged.text  # 3.3 refuses the token, 3.2 the CSRF
-    assert resumes_of(stack, run_id) == []
+    assert resume_runs(stack, DAG, run_id) == []
     assert resumed_as(stack, run_id) is None
 
 
