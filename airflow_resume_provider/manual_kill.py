@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_resume_provider import background
+from airflow_resume_provider.guard import API_SERVER, never_raises
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.paths import STATE_SUFFIX, StateLocation
 
@@ -54,6 +55,7 @@ def _resume_enabled(dag_id: str, session: Any) -> bool:
         return False
 
 
+@never_raises("Recording the manual failure (the audit log still has it)", API_SERVER)
 def _write_marker(identity: dict[str, Any], message: str) -> None:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
@@ -89,7 +91,7 @@ def _write_marker(identity: dict[str, Any], message: str) -> None:
 def record_manual_failure(ti: Any, message: str) -> None:
     """
     Write the marker for an ORM task instance set to failed by hand. Returns at once: the DAG lookup
-    and the write happen on a background thread, so the API request is never held up.
+    and the write happen on the bounded background pool, so the API request is never held up.
     """
     if "manually set" not in str(message or "").lower():
         return
@@ -101,10 +103,4 @@ def record_manual_failure(ti: Any, message: str) -> None:
         "try_number": ti.try_number,
     }
 
-    def write() -> None:
-        try:
-            _write_marker(identity, str(message))
-        except Exception:
-            log.warning("Could not record the manual failure; the audit log still has it.", exc_info=True)
-
-    threading.Thread(target=write, name="resume-manual-kill", daemon=True).start()
+    background.submit(lambda: _write_marker(identity, str(message)))
