@@ -91,21 +91,53 @@ def redact(value: Any, name: str | None = None) -> Any:
         return secrets_masker.redact(value, name)
 
 
-def wrap_xcom_push(after_push: Callable[[Any, str, Callable[..., Any]], None]) -> None:
+def wrap_xcom_push(after_push: Callable[[Any, str, Callable[[Any, str, Any], Any]], None]) -> None:
     """
-    Call ``after_push(ti, key, original_push)`` after every ``ti.xcom_push`` in this task process: the
-    Execution API cannot list the keys a task pushed.
+    Call ``after_push(ti, key, push)`` after every ``ti.xcom_push`` and ``await ti.axcom_push`` (where the
+    Task SDK has it) in this task process: the Execution API cannot list the keys a task pushed.
+    ``push(ti, key, value)`` is the unwrapped ``xcom_push``. ``after_push`` runs under the provider's
+    guard: whatever it raises, the task's own push has happened and the task carries on.
     """
+    from airflow_resume_provider.guard import TASK, guarded
+
     cls: Any = runtime_task_instance_class()
     original = cls.xcom_push
 
+    def track(ti: Any, key: str) -> None:
+        with guarded(f"Tracking the XCom key {key!r} for resume", TASK):
+            after_push(ti, key, original)
+
     def xcom_push(self: Any, key: str, value: Any) -> Any:
         result = original(self, key, value)
-        after_push(self, key, original)
+        track(self, key)
         return result
 
     xcom_push.__wrapped__ = original  # type: ignore[attr-defined]
     cls.xcom_push = xcom_push
+
+    original_async = getattr(cls, "axcom_push", None)
+    if original_async is None:
+        return
+
+    async def axcom_push(self: Any, key: str, value: Any) -> Any:
+        import asyncio
+
+        result = await original_async(self, key, value)
+        # On a thread: a blocking Execution API call on the event loop's thread may meet an
+        # ``asend`` of another coroutine holding the connection (the Task SDK refuses that).
+        with guarded(f"Tracking the XCom key {key!r} for resume", TASK):
+            await asyncio.to_thread(track, self, key)
+        return result
+
+    axcom_push.__wrapped__ = original_async  # type: ignore[attr-defined]
+    cls.axcom_push = axcom_push
+
+
+def resuming_from_deferral(ti: Any) -> bool:
+    """Whether this task process continues an attempt that deferred (the trigger fired): the attempt's
+    XComs pushed before ``defer()`` are still there, its module state of before is not."""
+    server_ctx = getattr(ti, "_ti_context_from_server", None)
+    return bool(getattr(server_ctx, "next_method", None))
 
 
 def _initialized(stats: Any, stats_utils: Any) -> Any:

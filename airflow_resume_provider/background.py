@@ -10,16 +10,15 @@ its own threads (the parent's do not exist there) and none of the parent's queue
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
 from typing import TYPE_CHECKING
 
+from airflow_resume_provider.guard import guarded
+
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-log = logging.getLogger(__name__)
 
 MAX_WORKERS = 4
 
@@ -42,10 +41,8 @@ os.register_at_fork(after_in_child=_after_fork)
 def _work() -> None:
     while True:
         job = _jobs.get()
-        try:
+        with guarded("A background job of the resume provider", "the task or run"):
             job()
-        except Exception:
-            log.warning("A background job failed; no impact on the task or run.", exc_info=True)
 
 
 def submit(job: Callable[[], None]) -> None:

@@ -19,9 +19,12 @@ from airflow_resume_provider.bookkeeping import (
     BOOKKEEPING_XCOM_KEYS,
     CONF_KEY,
     RETURN_KEY,
+    STAGE_CAPTURE,
+    STAGE_FAILURE,
     XCOM_CAPTURE_ERROR,
     XCOM_STATE_REF,
 )
+from airflow_resume_provider.exceptions import StateError
 from airflow_resume_provider.settings import settings_for
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.model import (
@@ -135,6 +138,23 @@ def _upstream_announcements(ti: RuntimeTaskInstance, upstream_id: str) -> list[d
     return [value for value in values if isinstance(value, dict)]
 
 
+def _check_upstream_recorded(ti: RuntimeTaskInstance, upstream_id: str) -> None:
+    """
+    :raises StateError: the upstream task recorded that its state, or its announcement of the XCom keys
+        it pushed, could not be recorded: this task's inputs cannot be known completely either.
+    """
+    if _is_mapped(ti, upstream_id):
+        values = airflow_internals.xcom_values(ti, upstream_id, XCOM_CAPTURE_ERROR)
+    else:
+        values = [airflow_internals.xcom_value(ti, upstream_id, XCOM_CAPTURE_ERROR)]
+    for value in values:
+        if isinstance(value, dict) and value.get("stage") == STAGE_CAPTURE:
+            raise StateError(
+                f"the state of the upstream task {upstream_id!r} was not recorded ({value.get('reason')}), so "
+                "the XComs it passes on are not known"
+            )
+
+
 def _upstream_xcoms(
     ti: RuntimeTaskInstance, upstream_id: str, extra_keys: list[str], map_count: int | None
 ) -> list[XComEntry]:
@@ -212,6 +232,7 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
     if upstream_id is not None:
         if order[position - 1].mapped:
             map_count = airflow_internals.task_instance_count(ti, upstream_id)
+        _check_upstream_recorded(ti, upstream_id)
         announced = _upstream_announcements(ti, upstream_id)
         keys = sorted({key for a in announced for key in a.get("xcom_keys") or []})
         xcoms = _upstream_xcoms(ti, upstream_id, keys, map_count)
@@ -272,7 +293,7 @@ def _write(ti: RuntimeTaskInstance, record: StateRecord, handle: Any | None = No
     return handle, location.url, digest
 
 
-def _record_capture_error(ti: RuntimeTaskInstance, reason: str) -> None:
+def _record_capture_error(ti: RuntimeTaskInstance, reason: str, stage: str = STAGE_CAPTURE) -> None:
     log.warning(
         "Resume state for task %r (try %s) of run %r could not be recorded: %s. The run cannot be resumed "
         "from this task; no impact on the task.",
@@ -282,7 +303,7 @@ def _record_capture_error(ti: RuntimeTaskInstance, reason: str) -> None:
         reason,
     )
     try:
-        ti.xcom_push(XCOM_CAPTURE_ERROR, {"reason": reason, "try_number": ti.try_number})
+        ti.xcom_push(XCOM_CAPTURE_ERROR, {"reason": reason, "try_number": ti.try_number, "stage": stage})
     except Exception:
         log.warning("Could not record the capture error as an XCom; no impact on the task.", exc_info=True)
 
@@ -304,20 +325,34 @@ def _capture_attempt(ti: RuntimeTaskInstance) -> bool:
     _attempted.add(_attempt_key(ti))
     _install_xcom_key_tracker()
     try:
+        # The XComs the attempt pushed before it deferred are still there: keep announcing their keys.
+        keys = _keys_announced_before_deferral(ti) if airflow_internals.resuming_from_deferral(ti) else []
         record = build_record(ti)
         handle, url, digest = _write(ti, record)
+    except StateError as err:
+        _record_capture_error(ti, str(err))
+        return False
     except Exception as err:
         _record_capture_error(ti, f"{type(err).__name__}: {err}")
         return False
     _written[_attempt_key(ti)] = (handle, record)
-    announcement = {"path": url, "digest": digest, "xcom_keys": [], "map_index": _map_index(ti)}
-    _announced[_task_key(ti)] = announcement
+    announcement = {"path": url, "digest": digest, "xcom_keys": keys, "map_index": _map_index(ti)}
     try:
         ti.xcom_push(XCOM_STATE_REF, announcement)
     except Exception as err:
-        _record_capture_error(ti, f"the state file was written to {url} but could not be announced: {err}")
+        _record_capture_error(
+            ti, f"the state file was written to {url} but could not be announced: {type(err).__name__}: {err}"
+        )
         return False
+    # Tracked only once announced: keys the task pushes later are added to what was announced.
+    _announced[_task_key(ti)] = announcement
     return True
+
+
+def _keys_announced_before_deferral(ti: RuntimeTaskInstance) -> list[str]:
+    """The extra XCom keys the attempt announced in its task process before it deferred."""
+    value = airflow_internals.xcom_value(ti, ti.task_id, XCOM_STATE_REF, _map_index(ti))
+    return sorted(value.get("xcom_keys") or []) if isinstance(value, dict) else []
 
 
 def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -> None:
@@ -342,7 +377,7 @@ def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -
     try:
         _write(ti, updated, handle)
     except Exception as err:
-        _record_capture_error(ti, f"the failure could not be added to the state file: {err}")
+        _record_capture_error(ti, f"the failure could not be added to the state file: {err}", STAGE_FAILURE)
         return
     _written[key] = (handle, updated)
 
@@ -360,14 +395,25 @@ def _redact(message: str) -> str:
         return message
 
 
-def _announce_new_key(ti: Any, key: str, push: Any) -> None:
+def _announce_new_key(ti: Any, key: str, push: Callable[[Any, str, Any], Any]) -> None:
     """Add a key user code pushed to the task's announcement, as it happens."""
-    announcement = _announced.get(_task_key(ti))
+    task_key = _task_key(ti)
+    announcement = _announced.get(task_key)
     extra = key != RETURN_KEY and key not in BOOKKEEPING_XCOM_KEYS
-    if announcement is not None and extra and key not in announcement["xcom_keys"]:
-        announcement["xcom_keys"] = sorted([*announcement["xcom_keys"], key])
+    if announcement is None or not extra or key in announcement["xcom_keys"]:
+        return
+    updated = {**announcement, "xcom_keys": sorted([*announcement["xcom_keys"], key])}
+    try:
         # Announced now: the task's state is final before any later hook runs.
-        push(ti, XCOM_STATE_REF, announcement)
+        push(ti, XCOM_STATE_REF, updated)
+    except Exception as err:
+        # The announcement in Airflow now misses a key: stop tracking, and say the state is not recorded.
+        del _announced[task_key]
+        _record_capture_error(
+            ti, f"the XCom key {key!r} was pushed but could not be announced: {type(err).__name__}: {err}"
+        )
+        return
+    _announced[task_key] = updated
 
 
 def _install_xcom_key_tracker() -> None:

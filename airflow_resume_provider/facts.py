@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import carry, marker, retention
-from airflow_resume_provider.bookkeeping import CONF_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
+from airflow_resume_provider.bookkeeping import CONF_KEY, STAGE_CAPTURE, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import (
     NonLinearDagError,
     ResumeConfigError,
@@ -223,6 +223,17 @@ def _capture_error(
     return str(value.get("reason")) if isinstance(value, dict) else str(value)
 
 
+def _incomplete_state(
+    session: Session, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+) -> str | None:
+    """Why the task's last attempt said its state is incomplete (e.g. the XCom backend refused its
+    announcement), or None: a file found for it then does not hold everything the task passes on."""
+    value = _xcom(session, dag_id, run_id, task_id, XCOM_CAPTURE_ERROR, map_index)
+    if isinstance(value, dict) and value.get("stage") == STAGE_CAPTURE:
+        return str(value.get("reason"))
+    return None
+
+
 def _xcom(session: Session, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1) -> Any:
     from airflow.models.xcom import XComModel
 
@@ -414,6 +425,11 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
     # Before any state file is read: an expired run's state may be gone, and is not looked for.
     facts.state_expired = retention.state_expired(where, dag_run.end_date)
     if facts.state_expired:
+        return facts
+    incomplete = _incomplete_state(session, dag_id, run_id, point, point_ti.map_index)
+    if incomplete:
+        facts.state_error_code = STATE_NOT_RECORDED
+        facts.state_error = f"{where}: the state of task {point!r} was not recorded: {incomplete}"
         return facts
     requested_kill = manual_kill_from_audit_log(
         session, dag_id, run_id, failed_ti, run_ended=dag_run.end_date

@@ -1,53 +1,46 @@
-"""Listener hooks. Thin: each hands over to the module that decides, and never raises."""
+"""Listener hooks. Thin: each hands over to the module that decides, under the provider's guard."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from airflow.listeners import hookimpl
 
-log = logging.getLogger(__name__)
+from airflow_resume_provider.guard import SCHEDULER, TASK, never_raises
 
 
 @hookimpl
+@never_raises("Resume capture", TASK)
 def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
-    try:
-        from airflow_resume_provider import capture
+    from airflow_resume_provider import capture
 
-        if capture.is_task_runner_instance(task_instance):
-            capture.capture_attempt(task_instance)
-    except Exception:
-        log.warning("Resume capture failed; no impact on the task.", exc_info=True)
+    if capture.is_task_runner_instance(task_instance):
+        capture.capture_attempt(task_instance)
 
 
 @hookimpl
+@never_raises("Resume failure record", TASK)
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
-    try:
-        from airflow_resume_provider import capture
+    from airflow_resume_provider import capture
 
-        if capture.is_task_runner_instance(task_instance):
-            capture.record_failure(task_instance, error)
-            capture.forget(task_instance)
-        elif previous_state is None:
-            # The API server's "mark as failed" (a person's decision), as opposed to a scheduler-side
-            # failure (heartbeat timeout, executor report), which comes with the previous state.
-            from airflow_resume_provider.manual_kill import record_manual_failure
+    if capture.is_task_runner_instance(task_instance):
+        capture.record_failure(task_instance, error)
+        capture.forget(task_instance)
+    elif previous_state is None:
+        # The API server's "mark as failed" (a person's decision), as opposed to a scheduler-side
+        # failure (heartbeat timeout, executor report), which comes with the previous state.
+        from airflow_resume_provider.manual_kill import record_manual_failure
 
-            record_manual_failure(task_instance, str(error))
-    except Exception:
-        log.warning("Resume failure record failed; no impact on the task.", exc_info=True)
+        record_manual_failure(task_instance, str(error))
 
 
 @hookimpl
+@never_raises("Resume bookkeeping", TASK)
 def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
-    try:
-        from airflow_resume_provider import capture
+    from airflow_resume_provider import capture
 
-        if capture.is_task_runner_instance(task_instance):
-            capture.forget(task_instance)
-    except Exception:
-        log.warning("Resume bookkeeping failed; no impact on the task.", exc_info=True)
+    if capture.is_task_runner_instance(task_instance):
+        capture.forget(task_instance)
 
 
 def _job_type(component: Any) -> str | None:
@@ -55,55 +48,43 @@ def _job_type(component: Any) -> str | None:
 
 
 @hookimpl
+@never_raises("Starting the resume retry worker", SCHEDULER)
 def on_starting(component: Any) -> None:
-    try:
-        if type(component).__name__ == "Job":
-            from airflow_resume_provider.retry import handoff
+    if type(component).__name__ == "Job":
+        from airflow_resume_provider.retry import handoff
 
-            # The hook runs inside Job.__init__, before the job runner sets job_type: look a moment later.
-            handoff.start_worker_when(lambda: _job_type(component))
-    except Exception:
-        log.warning("Could not start the resume retry worker; no impact on the scheduler.", exc_info=True)
+        # The hook runs inside Job.__init__, before the job runner sets job_type: look a moment later.
+        handoff.start_worker_when(lambda: _job_type(component))
 
 
 @hookimpl
+@never_raises("Stopping the resume retry worker", SCHEDULER)
 def before_stopping(component: Any) -> None:
-    try:
-        if type(component).__name__ == "Job":
-            from airflow_resume_provider.retry import handoff
+    if type(component).__name__ == "Job":
+        from airflow_resume_provider.retry import handoff
 
-            handoff.stop_worker()  # a no-op in processes that did not start it
-    except Exception:
-        log.warning("Could not stop the resume retry worker; no impact on the scheduler.", exc_info=True)
+        handoff.stop_worker()  # a no-op in processes that did not start it
 
 
 @hookimpl
+@never_raises("Queueing the run for an automatic retry", SCHEDULER)
 def on_dag_run_failed(dag_run: Any, msg: str) -> None:
-    try:
-        from airflow_resume_provider.retry import handoff
+    from airflow_resume_provider.retry import handoff
 
-        handoff.on_run_failed(dag_run, msg)
-    except Exception:
-        log.warning(
-            "Could not queue the run for an automatic retry; no impact on the scheduler.", exc_info=True
-        )
+    handoff.on_run_failed(dag_run, msg)
 
 
 @hookimpl
+@never_raises("Checking the resume retry worker", SCHEDULER)
 def on_dag_run_running(dag_run: Any, msg: str) -> None:
-    try:
-        from airflow_resume_provider.retry import handoff
+    from airflow_resume_provider.retry import handoff
 
-        handoff.on_run_event()
-    except Exception:
-        log.warning("Could not check the resume retry worker; no impact on the scheduler.", exc_info=True)
+    handoff.on_run_event()
 
 
 @hookimpl
+@never_raises("Checking the resume retry worker", SCHEDULER)
 def on_dag_run_success(dag_run: Any, msg: str) -> None:
-    try:
-        from airflow_resume_provider.retry import handoff
+    from airflow_resume_provider.retry import handoff
 
-        handoff.on_run_event()
-    except Exception:
-        log.warning("Could not check the resume retry worker; no impact on the scheduler.", exc_info=True)
+    handoff.on_run_event()

@@ -13,6 +13,8 @@ from airflow.policies import hookimpl
 
 from airflow_resume_provider.compat import airflow_supported
 from airflow_resume_provider.exceptions import NonLinearDagError, ResumeConfigError
+from airflow_resume_provider.guard import DAG as DAG_IMPACT
+from airflow_resume_provider.guard import TASK, guarded, never_raises
 from airflow_resume_provider.settings import RETRIES_TAG, settings_for
 from airflow_resume_provider.structure import linear_order
 
@@ -24,19 +26,31 @@ if TYPE_CHECKING:
 def dag_policy(dag: DAG) -> None:
     from airflow.exceptions import AirflowClusterPolicyViolation
 
+    violation = None
+    with guarded(f"Checking DAG {getattr(dag, 'dag_id', '?')!r} for resume", DAG_IMPACT):
+        violation = _violation(dag)
+    # Deliberate: an opted-in DAG that is invalid is a DAG import error naming the problem.
+    if violation is not None:
+        raise AirflowClusterPolicyViolation(violation)
+
+
+def _violation(dag: DAG) -> str | None:
+    """Why an opted-in DAG is invalid, or None; tags DAGs that retry automatically."""
     if not airflow_supported():
-        return
+        return None
     try:
         settings = settings_for(dag)
         if settings.enabled:
             linear_order(dag)
     except (ResumeConfigError, NonLinearDagError) as err:
-        raise AirflowClusterPolicyViolation(str(err)) from None
+        return str(err)
     if settings.enabled and settings.retries > 0:
         dag.tags = {*(dag.tags or ()), RETRIES_TAG}
+    return None
 
 
 @hookimpl
+@never_raises("Preparing a task for resumed runs", TASK)
 def task_policy(task) -> None:
     """In DAGs with resume enabled, tasks of resumed runs see the original run's context."""
     dag = getattr(task, "dag", None)

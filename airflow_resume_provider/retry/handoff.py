@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from airflow_resume_provider.exceptions import ResumeConfigError
+from airflow_resume_provider.guard import SCHEDULER, never_raises
 from airflow_resume_provider.settings import settings_for
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def current_worker() -> WorkerProcess | None:
 def start_worker_when(job_type: Any, wait_seconds: float = 30.0) -> None:
     """Start the worker once ``job_type()`` is known and is the scheduler's (checked off-thread)."""
 
+    @never_raises("Starting the resume retry worker", SCHEDULER)
     def wait() -> None:
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline:

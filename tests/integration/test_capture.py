@@ -153,3 +153,90 @@ def test_capture_gives_up_after_the_timeout(monkeypatch):
     assert dr.state == "success"
     error = xcom_value("resume_test_payload", dr.run_id, "step_00", key="resume_capture_error")
     assert "capture_timeout=2s" in error["reason"]
+
+
+# --- announcements the XCom backend refuses; deferred tasks -------------------------------------------
+
+
+def _assess(dag_id: str, run_id: str):
+    from airflow.utils.session import create_session
+
+    from airflow_resume_provider.resume import assess
+
+    with create_session(scoped=False) as session:
+        return assess(session, dag_id, run_id)
+
+
+def test_a_refused_announcement_leaves_the_tasks_as_they_would_be_without_the_provider(monkeypatch):
+    # The XCom backend refuses the provider's values: the task's own pushes, and the next ones, go on.
+    from airflow.sdk.execution_time import task_runner
+
+    from tests.xcom_backend import RejectingXComBackend
+
+    monkeypatch.setattr(task_runner, "XCom", RejectingXComBackend)
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_XCOM_REJECTED_FAIL", "true")
+    dag_id = "resume_test_xcom_rejected"
+
+    dr = run_dag(dag_id)
+
+    assert ti_states(dag_id, dr.run_id) == {"pushes": ("success", 1), "fails": ("failed", 1)}
+    assert xcom_value(dag_id, dr.run_id, "pushes", key="extra") == {"id": 1}
+    assert xcom_value(dag_id, dr.run_id, "pushes", key="second") == 2
+    assert xcom_value(dag_id, dr.run_id, "pushes", key="resume_state_ref") is None
+    error = xcom_value(dag_id, dr.run_id, "fails", key="resume_capture_error")
+    assert error["stage"] == "capture"
+    verdict = _assess(dag_id, dr.run_id)
+    assert verdict.resumable is False
+    assert verdict.reason_code == "state_not_recorded"
+    assert "could not be announced" in verdict.reason
+    assert "this XCom backend refuses 'resume_state_ref'" in verdict.reason
+
+
+def test_a_key_that_cannot_be_announced_marks_the_state_not_recorded_downstream(monkeypatch):
+    # The first announcement passes, the one adding a key fails: the task goes on, and the next task's
+    # state, whose inputs would miss that key, is not recorded either.
+    from airflow.sdk.bases.xcom import BaseXCom
+    from airflow.sdk.execution_time import task_runner
+
+    class RefusesTheSecondAnnouncement(BaseXCom):
+        seen = 0
+
+        @staticmethod
+        def serialize_value(value, *, key=None, **kwargs):
+            if key == "resume_state_ref" and kwargs.get("task_id") == "pushes":
+                RefusesTheSecondAnnouncement.seen += 1
+                if RefusesTheSecondAnnouncement.seen == 2:
+                    raise ConnectionError("Execution API unreachable")
+            return BaseXCom.serialize_value(value, key=key, **kwargs)
+
+    monkeypatch.setattr(task_runner, "XCom", RefusesTheSecondAnnouncement)
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_XCOM_REJECTED_FAIL", "true")
+    dag_id = "resume_test_xcom_rejected"
+
+    dr = run_dag(dag_id)
+
+    assert ti_states(dag_id, dr.run_id) == {"pushes": ("success", 1), "fails": ("failed", 1)}
+    assert xcom_value(dag_id, dr.run_id, "pushes", key="second") == 2
+    error = xcom_value(dag_id, dr.run_id, "pushes", key="resume_capture_error")
+    assert "the XCom key 'extra' was pushed but could not be announced" in error["reason"]
+    downstream = xcom_value(dag_id, dr.run_id, "fails", key="resume_capture_error")
+    assert "the state of the upstream task 'pushes' was not recorded" in downstream["reason"]
+    verdict = _assess(dag_id, dr.run_id)
+    assert verdict.reason_code == "state_not_recorded"
+    assert "upstream task 'pushes'" in verdict.reason
+
+
+def test_a_deferred_task_keeps_the_keys_it_pushed_before_and_after_the_deferral(monkeypatch):
+    # dag.test() runs the trigger in line and the task again in the same process (axcom_push: end to end).
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_DEFERRABLE_FAIL", "true")
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_DEFERRABLE_AXCOM", "false")
+    dag_id = "resume_test_deferrable"
+
+    dr = run_dag(dag_id)
+
+    assert ti_states(dag_id, dr.run_id) == {"defers": ("success", 1), "consume": ("failed", 1)}
+    announced = xcom_value(dag_id, dr.run_id, "defers", key="resume_state_ref")
+    assert announced["xcom_keys"] == ["after_defer", "before_defer"]
+    record = read_json(state_file(dag_id, dr.run_id, "consume"))
+    assert {x["key"] for x in record["inputs"]["xcoms"]} == {"return_value", "before_defer", "after_defer"}
+    assert _assess(dag_id, dr.run_id).resumable is True
