@@ -7,8 +7,9 @@ logging to S3 served by ``moto_server`` over HTTP, so state files live on S3; wi
 embedded default. Between them, both state stores are proven end to end.
 
 Either way the auth manager is ``tests.auth_manager.NoXComAuditorAuthManager`` (SimpleAuthManager
-plus a user ``auditor`` who may read runs but not XComs), imported by the Airflow processes from the
-repository root on ``PYTHONPATH``.
+plus a user ``auditor`` who may read runs but not XComs) and the XCom backend is
+``tests.xcom_backend.RejectingXComBackend`` (Airflow's own, but refusing the provider's announcements of
+one DAG), imported by the Airflow processes from the repository root on ``PYTHONPATH``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tools.moto_s3 import aws_connection, moto_s3
 
 BUCKET = "airflow-logs"
 AUTH_MANAGER = "tests.auth_manager.NoXComAuditorAuthManager"
+XCOM_BACKEND = "tests.xcom_backend.RejectingXComBackend"
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +41,7 @@ def backend() -> str:
 def stack(backend, tmp_path_factory, request):
     extra_env = {
         "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
+        "AIRFLOW__CORE__XCOM_BACKEND": XCOM_BACKEND,
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
     }
     s3 = None
@@ -58,6 +61,6 @@ def stack(backend, tmp_path_factory, request):
         yield airflow
     finally:
         airflow.stop()
-        for name in ("scheduler", "api-server", "dag-processor"):
+        for name in ("scheduler", "api-server", "dag-processor", "triggerer"):
             text = airflow.component_log(name)
             assert "UNEXPECTED COMMIT" not in text, f"{name} logged an UNEXPECTED COMMIT"

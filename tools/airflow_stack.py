@@ -1,5 +1,5 @@
 """
-A real local Airflow: api-server, scheduler and dag-processor as separate processes, on a fresh
+A real local Airflow: api-server, scheduler, dag-processor and triggerer as separate processes, on a fresh
 metadata DB (SQLite file or a new PostgreSQL database), driven through the REST API.
 
 Used by the quickstart, the end-to-end tests and the benchmarks.
@@ -301,6 +301,9 @@ class AirflowStack:
             ("api-server", ["api-server"]),
             ("scheduler", ["scheduler"]),
             ("dag-processor", ["dag-processor"]),
+            # Runs deferred tasks' triggers. Its log server is off: trigger logs are not read, and
+            # stacks side by side would want the same port.
+            ("triggerer", ["triggerer", "--skip-serve-logs"]),
         ]
 
     def component_env(self, name: str) -> dict[str, str]:
