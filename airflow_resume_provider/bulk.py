@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
+from airflow_resume_provider.exceptions import (
+    BadRequestError,
+    NotResumableError,
+    ResumeError,
+    RunNotFoundError,
+)
+from airflow_resume_provider.models import ReasonCode
 from airflow_resume_provider.resume import KIND_MANUAL, assess, resume
 
 if TYPE_CHECKING:
@@ -26,12 +32,8 @@ MAX_RUNS_PER_REQUEST = 100
 
 BulkStatus = Literal["created", "existing", "refused", "would_resume"]
 
-#: ``reason_code`` of a run id the DAG does not have, and of a resume that failed unexpectedly.
-REASON_RUN_NOT_FOUND = "run_not_found"
-REASON_RESUME_FAILED = "resume_failed"
 
-
-class TooManyRunsError(ResumeError):
+class TooManyRunsError(BadRequestError):
     """The selection holds more runs than one request may resume."""
 
 
@@ -47,7 +49,7 @@ class BulkResult(BaseModel):
     )
     new_dag_run_id: str | None = None
     resume_task_id: str | None = Field(default=None, description="The task the resumed run starts at.")
-    reason_code: str | None = None
+    reason_code: ReasonCode | None = None
     reason: str | None = None
 
 
@@ -193,15 +195,16 @@ def _one(
     except NotResumableError as err:
         return _refused(run_id, err.verdict.reason_code, err.verdict.reason)
     except RunNotFoundError as err:
-        return _refused(run_id, REASON_RUN_NOT_FOUND, str(err))
+        return _refused(run_id, ReasonCode.RUN_NOT_FOUND, str(err))
     except Exception as err:
         # One run's failure (a storage outage, a database error) must not stop the others.
         session.rollback()
         if not isinstance(err, ResumeError):
             log.exception("Bulk resume: run %s of DAG %s failed", run_id, dag_id)
-        message = str(err) if isinstance(err, ResumeError) else f"{type(err).__name__}: {err}"
-        return _refused(run_id, REASON_RESUME_FAILED, message)
+        if isinstance(err, ResumeError):
+            return _refused(run_id, err.reason_code, str(err))
+        return _refused(run_id, ReasonCode.RESUME_FAILED, f"{type(err).__name__}: {err}")
 
 
-def _refused(run_id: str, reason_code: str | None, reason: str | None) -> BulkResult:
+def _refused(run_id: str, reason_code: ReasonCode | None, reason: str | None) -> BulkResult:
     return BulkResult(dag_run_id=run_id, status="refused", reason_code=reason_code, reason=reason)

@@ -20,16 +20,8 @@ from airflow_resume_provider.airflow_internals import task_state_store_model
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from airflow_resume_provider.state.chain import StateChain
-
 #: How much of a carried value the plan shows.
 PREVIEW_CHARS = 200
-
-
-def tasks_to_run(chain: StateChain, resume_task_id: str) -> list[str]:
-    """The resume point and every task after it, in the recorded order."""
-    ids = [task_id for task_id, _ in chain.structure.tasks]
-    return ids[ids.index(resume_task_id) :] if resume_task_id in ids else []
 
 
 def _rows(session: Session, dag_run_id: int, task_ids: list[str]) -> list[Any]:
@@ -55,15 +47,13 @@ def _rows(session: Session, dag_run_id: int, task_ids: list[str]) -> list[Any]:
 
 def _shown(key: str, stored: str) -> str:
     """A stored value as the plan shows it: decoded, secrets masked, bounded."""
-    from airflow_resume_provider.airflow_internals import server_redact
+    from airflow_resume_provider.display import preview
 
     try:
         value = json.loads(stored)
     except ValueError:
         value = stored
-    value = server_redact(value, key)
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+    return preview(value, key, limit=PREVIEW_CHARS)
 
 
 def carried_entries(session: Session, dag_run: Any, task_ids: list[str]) -> dict[str, list[dict[str, Any]]]:

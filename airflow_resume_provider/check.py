@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from airflow_resume_provider import conf
+from airflow_resume_provider.exceptions import ProviderConfigError
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.paths import StateLocation, folder_url
 
@@ -48,7 +49,7 @@ class CheckReport:
 
 
 def _folder_source() -> str:
-    if conf.state_folder():
+    if conf.problem("state_folder") or conf.state_folder():
         return "[resume] state_folder"
     if conf.remote_base_log_folder():
         return "[logging] remote_base_log_folder, remote logging is on"
@@ -57,7 +58,13 @@ def _folder_source() -> str:
 
 def run_check() -> CheckReport:
     report = CheckReport()
-    folder, conn_id = storage.configured_folder()
+    report.problems += [str(problem) for problem in conf.problems()]
+    try:
+        folder, conn_id = storage.configured_folder()
+    except ProviderConfigError:
+        report.folder_source = "[resume] state_folder"
+        report.probe = "not tried"
+        return report  # the problem is listed
     report.folder_source = _folder_source()
     report.state_conn_id = conn_id
     try:
@@ -65,12 +72,18 @@ def run_check() -> CheckReport:
     except ValueError as err:
         report.problems.append(str(err))
         return report
-    report.signing = (
-        "on: state files carry an HMAC with [resume] signing_key"
-        if conf.signing_key()
-        else "off: state files carry a SHA-256 digest (detects corruption, not tampering)"
-    )
-    if conf.signing_key():
+    try:
+        key = conf.signing_key()
+    except ProviderConfigError:
+        key = b""
+        report.signing = "unusable: see the problem below"
+    else:
+        report.signing = (
+            "on: state files carry an HMAC with [resume] signing_key"
+            if key
+            else "off: state files carry a SHA-256 digest (detects corruption, not tampering)"
+        )
+    if key:
         report.run_records = "signed with [resume] signing_key"
     elif conf.marker_secret():
         report.run_records = "signed with [api_auth] jwt_secret"
@@ -80,11 +93,6 @@ def run_check() -> CheckReport:
             "neither [resume] signing_key nor [api_auth] jwt_secret is set: resumed runs cannot be created "
             "or verified; set one of them to the same value on every component"
         )
-    for option in ("capture_timeout", "retry_sweep_interval", "retry_sweep_lookback", "retention_days"):
-        try:
-            getattr(conf, option)()
-        except ValueError as err:
-            report.problems.append(str(err))
     problem = storage.folder_problem(report.state_folder)
     if problem:
         report.probe = "not tried"

@@ -400,11 +400,12 @@ def cleanup_command(args: Any) -> None:
     _quiet_logs(args)
     days = args.older_than_days
     if days is None:
-        try:
-            days = conf.retention_days()
-        except ValueError as err:
-            print(str(err), file=sys.stderr)
+        problem = conf.problem("retention_days")
+        if problem is not None:
+            # Deleting on a guessed window could delete what the setting meant to keep: refuse.
+            print(f"Refused: {problem.option_text}. Fix it, or pass --older-than-days N.", file=sys.stderr)
             sys.exit(EXIT_ERROR)
+        days = conf.retention_days()
         if days == 0:
             text = (
                 "Nothing to do: [resume] retention_days is 0, state is kept forever. Pass --older-than-days N "

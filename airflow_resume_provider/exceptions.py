@@ -1,47 +1,106 @@
-"""Errors of the resume provider. Every message names the DAG, run or task concerned and what to do."""
+"""
+Errors of the resume provider. Every message names the DAG, run or task concerned and what to do.
+
+Every error a caller may see derives from :class:`ResumeError` and says how the REST API answers it
+(``status_code``) and with which ``reason_code``: the API maps them in one handler.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from airflow_resume_provider.models import ReasonCode
+
 if TYPE_CHECKING:
-    from airflow_resume_provider.resumability import Verdict
+    from airflow_resume_provider.models import Verdict
 
 
 class ResumeError(Exception):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider; unexpected ones answer 500 ``resume_failed``."""
+
+    status_code: int = 500
+    reason_code: ReasonCode = ReasonCode.RESUME_FAILED
 
 
 class ResumeConfigError(ResumeError):
     """The ``resume`` param of a DAG is invalid."""
 
+    status_code = 422
+    reason_code = ReasonCode.INVALID_CONFIG
+
 
 class NonLinearDagError(ResumeError):
     """A DAG with resume enabled is not a single chain of tasks."""
+
+    status_code = 422
+    reason_code = ReasonCode.INVALID_CONFIG
+
+
+class BadRequestError(ResumeError):
+    """A request the provider cannot carry out as asked (too many runs, a date out of range...)."""
+
+    status_code = 422
+    reason_code = ReasonCode.BAD_REQUEST
 
 
 class RunNotFoundError(ResumeError):
     """The DAG or the run does not exist."""
 
+    status_code = 404
+    reason_code = ReasonCode.RUN_NOT_FOUND
+
 
 class NotResumableError(ResumeError):
     """The run cannot be resumed; ``verdict.reason`` says why."""
 
+    status_code = 409
+
     def __init__(self, verdict: Verdict):
         super().__init__(verdict.reason)
         self.verdict = verdict
+        if verdict.reason_code is not None:
+            self.reason_code = verdict.reason_code
+
+
+class RunIdTakenError(ResumeError):
+    """The id reserved for a run's resumed run is taken by a run the provider did not create."""
+
+    status_code = 409
+    reason_code = ReasonCode.RUN_ID_TAKEN
+
+
+class SigningUnavailableError(ResumeError):
+    """No secret to sign or verify the provider's run records with on this component."""
+
+    status_code = 503
+    reason_code = ReasonCode.SIGNING_UNAVAILABLE
+
+
+class ProviderConfigError(ResumeError):
+    """A ``[resume]`` option that protects data or security has a value the provider cannot use."""
+
+    status_code = 503
+    reason_code = ReasonCode.PROVIDER_CONFIG_INVALID
 
 
 class StateError(ResumeError):
     """A state file is missing, unreadable, corrupt or fails its integrity check."""
 
+    status_code = 409
+    reason_code = ReasonCode.STATE_INVALID
+
 
 class StateStorageError(StateError):
     """The state folder could not be reached."""
 
+    status_code = 503
+    reason_code = ReasonCode.STATE_UNREACHABLE
+
 
 class StateMissingError(StateError):
     """The resume point's state file does not exist."""
+
+    reason_code = ReasonCode.STATE_MISSING
 
 
 class ResumedContextError(ResumeError):
@@ -50,6 +109,8 @@ class ResumedContextError(ResumeError):
 
 class StateFolderUnsupportedError(StateError):
     """The state folder is on a log backend that keeps log lines, not files (CloudWatch, Elasticsearch...)."""
+
+    reason_code = ReasonCode.STATE_NOT_RECORDED
 
 
 class LinkRefused(ValueError):

@@ -13,23 +13,22 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import carry, marker, retention
+from airflow_resume_provider import carry, conf, marker, retention
 from airflow_resume_provider.bookkeeping import CONF_KEY, STAGE_CAPTURE, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
+from airflow_resume_provider.display import shortened
 from airflow_resume_provider.exceptions import (
     NonLinearDagError,
+    ProviderConfigError,
     ResumeConfigError,
+    RunIdTakenError,
+    SigningUnavailableError,
     StateError,
     StateFolderUnsupportedError,
     StateMissingError,
     StateStorageError,
 )
-from airflow_resume_provider.resumability import (
-    STATE_INVALID,
-    STATE_MISSING,
-    STATE_NOT_RECORDED,
-    STATE_UNREACHABLE,
-    RunFacts,
-)
+from airflow_resume_provider.models import ReasonCode
+from airflow_resume_provider.resumability import RunFacts
 from airflow_resume_provider.settings import PARAM_NAME, settings_for
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.chain import ChainScope, load_chain
@@ -52,8 +51,7 @@ MAX_LINEAGE = 1000
 
 def shown(value: Any, limit: int = 100) -> str:
     """A user-supplied value for a message, quoted and bounded."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "...'"
+    return shortened(repr(value), limit)
 
 
 # --- the run's own record and lineage ---------------------------------------------------------------
@@ -71,17 +69,17 @@ def existing_resumed_run(session: Session, dag_id: str, run_id: str, own: marker
     """
     The run the provider created to resume ``run_id``, if any.
 
-    :raises ResumeConfigError: the id is taken by a run the provider did not create (nor could have:
+    :raises RunIdTakenError: the id is taken by a run the provider did not create (nor could have:
         the id is tagged with the deployment's secret), so it cannot be used.
     """
     root, count = marker.next_in_chain(run_id, own)
     new_run_id = marker.resumed_run_id(dag_id, run_id, root, count)
-    exists, conf = _run_conf(session, dag_id, new_run_id)
+    exists, new_run_conf = _run_conf(session, dag_id, new_run_id)
     if not exists:
         return None
-    found = marker.check(dag_id, new_run_id, conf)
+    found = marker.check(dag_id, new_run_id, new_run_conf)
     if found.marker is None or found.marker.parent_run_id != run_id:
-        raise ResumeConfigError(
+        raise RunIdTakenError(
             f"DAG {dag_id!r}, run {run_id!r}: the run id {new_run_id!r} reserved for its resumed run is taken "
             "by a run this provider did not create for it. Delete that run to resume this one."
         )
@@ -97,8 +95,8 @@ def lineage_run_ids(session: Session, dag_id: str, run_id: str, own: marker.Mark
         if parent in ids:
             break
         ids.append(parent)
-        exists, conf = _run_conf(session, dag_id, parent)
-        current = marker.check_quietly(dag_id, parent, conf) if exists else marker.MarkerCheck()
+        exists, parent_conf = _run_conf(session, dag_id, parent)
+        current = marker.check_quietly(dag_id, parent, parent_conf) if exists else marker.MarkerCheck()
     if own.marker is not None and own.marker.root_run_id not in ids:
         ids.append(own.marker.root_run_id)
     return ids
@@ -108,8 +106,6 @@ def known_log_templates(session: Session) -> list[str]:
     """Every ``log_filename_template`` this deployment has used (Airflow records each), newest first."""
     from airflow.models.tasklog import LogTemplate
     from sqlalchemy import select
-
-    from airflow_resume_provider import conf
 
     templates = [conf.log_filename_template()]
     for filename in session.scalars(select(LogTemplate.filename).order_by(LogTemplate.id.desc())):
@@ -316,6 +312,80 @@ def _failed_by_itself(chain: Any, failed_location: StateLocation, scope: ChainSc
     return loaded is not None and loaded[0].failure is not None
 
 
+def _full_rerun_facts(
+    session: Session, dag: Any, dag_run: Any, facts: RunFacts, failed_ti: Any, own: marker.MarkerCheck
+) -> RunFacts:
+    """
+    The facts of a full rerun: the run's record in the metadata DB (its logical date, data interval and
+    conf, and the DAG version it ran with) is all it needs. The failed attempt's state file is read
+    when it can be, for the failure and the evidence of a manual kill; without it the rerun goes ahead.
+    """
+    from airflow.models.dagbag import DBDagBag
+
+    from airflow_resume_provider.manual_kill import killed_marker
+
+    where = f"DAG {facts.dag_id!r}, run {facts.run_id!r}"
+    facts.full_rerun = True
+    if facts.current_order is not None:
+        facts.resume_task_id = facts.current_order[0].task_id
+    facts.state_expired = retention.state_expired(where, dag_run.end_date)
+    if facts.state_expired:
+        return facts
+    ran_with = DBDagBag().get_dag_for_run(dag_run, session=session)
+    if ran_with is not None:
+        try:
+            facts.ran_order = linear_order(ran_with)
+        except NonLinearDagError:
+            facts.ran_order = None
+    requested_kill = manual_kill_from_audit_log(
+        session, facts.dag_id, facts.run_id, failed_ti, run_ended=dag_run.end_date
+    )
+    failed_by_itself = False
+    try:
+        scope = ChainScope(
+            dag_id=facts.dag_id,
+            run_ids=lineage_run_ids(session, facts.dag_id, facts.run_id, own),
+            roots=storage.roots(),
+            templates=known_log_templates(session),
+        )
+        facts.roots = scope.roots
+        location = state_location(session, dag_run, failed_ti, scope)[0]
+        facts.manual_kill = killed_marker(location)
+        facts.chain = load_chain(location, scope, hints=announced_locations(session, dag_run, scope))
+        failed_by_itself = facts.chain.head.failure is not None
+    except (StateError, ProviderConfigError) as err:
+        facts.warnings.append(
+            f"{where}: the state of the failed task {failed_ti.task_id!r} could not be read ({err}); a full "
+            "rerun does not need it."
+        )
+    if facts.manual_kill is None and requested_kill is not None and not failed_by_itself:
+        facts.manual_kill = requested_kill
+    original_conf = {k: v for k, v in (dag_run.conf or {}).items() if k != CONF_KEY}
+    facts.run_params = _run_params(ran_with if ran_with is not None else dag, original_conf)
+    problem = params_problem(dag, original_conf, facts.run_params)
+    if problem:
+        facts.params_error = (
+            f"{where}: the DAG's params no longer accept the original run's values: {problem}. A rerun "
+            "replays the original inputs: make the params accept them again, or trigger a new run."
+        )
+    if facts.settings is not None and facts.settings.carry_task_state and facts.current_order is not None:
+        facts.carried = carry.carried_entries(session, dag_run, [t.task_id for t in facts.current_order])
+    return facts
+
+
+def _run_params(dag: Any, run_conf: dict[str, Any]) -> dict[str, Any]:
+    """
+    The run-level params a run of ``dag`` had with ``run_conf``: the DAG's, with the conf applied as
+    Airflow applies it (``[core] dag_run_conf_overrides_params``, on by default).
+    """
+    values = dict(dag.params.dump())
+    if conf.run_conf_overrides_params():
+        values.update(run_conf)
+    values = {k: v for k, v in values.items() if k not in (PARAM_NAME, CONF_KEY)}
+    # Kept as JSON, as a state file keeps them: the rerun's signed record holds them.
+    return json.loads(json.dumps(values, default=str))
+
+
 def params_problem(dag: Any, run_conf: dict[str, Any], recorded: dict[str, Any]) -> str | None:
     """Why the DAG's current params refuse the original run's values (and conf), or None."""
     from airflow.exceptions import ParamValidationError
@@ -355,8 +425,13 @@ def map_count_changes(session: Session, dag: Any, dag_run: Any, facts: RunFacts)
 # --- all together -----------------------------------------------------------------------------------
 
 
-def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str | None = None) -> RunFacts:
-    """Collect the facts for ``dag_run`` of ``dag`` (the latest serialized version)."""
+def gather_facts(
+    session: Session, dag: Any, dag_run: Any, *, from_task_id: str | None = None, full_rerun: bool = False
+) -> RunFacts:
+    """
+    Collect the facts for ``dag_run`` of ``dag`` (the latest serialized version): for a resume at the
+    failed task (or ``from_task_id``), or, with ``full_rerun``, for a rerun of every task.
+    """
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
@@ -364,7 +439,7 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
 
     dag_id, run_id = dag_run.dag_id, dag_run.run_id
     where = f"DAG {dag_id!r}, run {run_id!r}"
-    facts = RunFacts(dag_id=dag_id, run_id=run_id, run_state=str(dag_run.state))
+    facts = RunFacts(dag_id=dag_id, run_id=run_id, run_state=str(dag_run.state), warnings=conf.warnings())
     try:
         settings = facts.settings = settings_for(dag)
     except ResumeConfigError as err:
@@ -372,12 +447,15 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         settings = None
     if settings is None or not settings.enabled:
         return facts
+    own = marker.MarkerCheck()
     try:
         own = marker.check(dag_id, run_id, dag_run.conf)
         facts.resumed_run_id = existing_resumed_run(session, dag_id, run_id, own)
-    except ResumeConfigError as err:
-        facts.settings_error = str(err)
+    except SigningUnavailableError as err:
+        facts.signing_error = str(err)
         return facts
+    except RunIdTakenError as err:
+        facts.run_id_taken = str(err)
     facts.lineage = own.lineage
     if own.ignored:
         facts.warnings.append(own.ignored)
@@ -401,6 +479,8 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         facts.failed_task_id = failed[0].task_id
     if facts.failed_task_id is None or facts.run_state != "failed":
         return facts
+    if full_rerun:
+        return _full_rerun_facts(session, dag, dag_run, facts, failed[0], own)
 
     facts.requested_task_id = from_task_id
     point = from_task_id or facts.failed_task_id
@@ -428,18 +508,23 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         return facts
     incomplete = _incomplete_state(session, dag_id, run_id, point, point_ti.map_index)
     if incomplete:
-        facts.state_error_code = STATE_NOT_RECORDED
+        facts.state_error_code = ReasonCode.STATE_NOT_RECORDED
         facts.state_error = f"{where}: the state of task {point!r} was not recorded: {incomplete}"
         return facts
     requested_kill = manual_kill_from_audit_log(
         session, dag_id, run_id, failed_ti, run_ended=dag_run.end_date
     )
-    scope = ChainScope(
-        dag_id=dag_id,
-        run_ids=lineage_run_ids(session, dag_id, run_id, own),
-        roots=storage.roots(),
-        templates=known_log_templates(session),
-    )
+    try:
+        scope = ChainScope(
+            dag_id=dag_id,
+            run_ids=lineage_run_ids(session, dag_id, run_id, own),
+            roots=storage.roots(),
+            templates=known_log_templates(session),
+        )
+    except ProviderConfigError as err:
+        facts.state_error_code = ReasonCode.PROVIDER_CONFIG_INVALID
+        facts.state_error = f"{where}: the state of task {point!r} cannot be read: {err}"
+        return facts
     facts.roots = scope.roots
     try:
         location, head_run, head_try = state_location(session, dag_run, point_ti, scope)
@@ -458,27 +543,31 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         ):
             facts.manual_kill = requested_kill
     except StateFolderUnsupportedError as err:
-        facts.state_error_code = STATE_NOT_RECORDED
+        facts.state_error_code = ReasonCode.STATE_NOT_RECORDED
         facts.state_error = f"{where}: the state of task {point!r} was not recorded: {err}"
         return facts
+    except ProviderConfigError as err:
+        facts.state_error_code = ReasonCode.PROVIDER_CONFIG_INVALID
+        facts.state_error = f"{where}: the state of task {point!r} cannot be read: {err}"
+        return facts
     except StateStorageError as err:
-        facts.state_error_code = STATE_UNREACHABLE
+        facts.state_error_code = ReasonCode.STATE_UNREACHABLE
         facts.state_error = f"{where}: the state folder cannot be reached: {err}. Try again when it is back."
         return facts
     except StateMissingError:
         capture_error = _capture_error(session, dag_id, run_id, point, point_ti.map_index)
         if capture_error:
-            facts.state_error_code = STATE_NOT_RECORDED
+            facts.state_error_code = ReasonCode.STATE_NOT_RECORDED
             facts.state_error = f"{where}: the state of task {point!r} was not recorded: {capture_error}"
         else:
-            facts.state_error_code = STATE_MISSING
+            facts.state_error_code = ReasonCode.STATE_MISSING
             facts.state_error = (
                 f"{where}: no state file for task {point!r} (try {head_try}) at {scope.display(location.url)}; "
                 "the task ran before resume was enabled, or the file was deleted."
             )
         return facts
     except StateError as err:
-        facts.state_error_code = STATE_INVALID
+        facts.state_error_code = ReasonCode.STATE_INVALID
         facts.state_error = f"{where}: {err}"
         return facts
     identity = facts.chain.head.identity
@@ -488,7 +577,7 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
         point,
         point_ti.map_index,
     ) or (head_try and identity.try_number != head_try):
-        facts.state_error_code = STATE_INVALID
+        facts.state_error_code = ReasonCode.STATE_INVALID
         facts.state_error = (
             f"{where}: the state file at {scope.display(location.url)} belongs to another task attempt "
             f"({identity.dag_id!r}, {identity.run_id!r}, {identity.task_id!r}, try {identity.try_number})."
@@ -505,6 +594,6 @@ def gather_facts(session: Session, dag: Any, dag_run: Any, *, from_task_id: str 
             "replays the original inputs: make the params accept them again, or trigger a new run."
         )
     facts.map_count_changes = map_count_changes(session, dag, dag_run, facts)
-    if settings.carry_task_state:  # what the tasks that run again reattach to (Airflow 3.3+)
-        facts.carried = carry.carried_entries(session, dag_run, carry.tasks_to_run(facts.chain, point))
+    if settings.carry_task_state:  # what the tasks that run again reattach to (Airflow 3.3+); the plan picks
+        facts.carried = carry.carried_entries(session, dag_run, list(tis))
     return facts

@@ -55,7 +55,8 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "description": (
             "Seconds a task waits at most for its state file to be written before it goes on without "
             "it. The run is then recorded as not resumable from that task, and the task is not "
-            "affected otherwise. A number greater than 0.\n"
+            "affected otherwise. A number greater than 0; an invalid value is reported and the default "
+            "is used.\n"
         ),
         "version_added": "0.1.0",
         "type": "float",
@@ -67,7 +68,8 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
             "Seconds between the scheduler's checks for failed runs that are due an automatic retry "
             "(DAGs with params resume.retries > 0) and have none yet, e.g. because a scheduler stopped "
             "right after the failure. Each failure is normally retried within a second by the "
-            "scheduler that failed the run; the check is the safety net. A number greater than 0.\n"
+            "scheduler that failed the run; the check is the safety net. A number greater than 0; an "
+            "invalid value is reported and the default is used.\n"
         ),
         "version_added": "0.1.0",
         "type": "float",
@@ -77,7 +79,8 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
     "retry_sweep_lookback": {
         "description": (
             "How far back (seconds since the run ended) the scheduler's check looks for failed runs "
-            "still due an automatic retry. Older failures are left alone. A number greater than 0.\n"
+            "still due an automatic retry. Older failures are left alone. A number greater than 0; an "
+            "invalid value is reported and the default is used.\n"
         ),
         "version_added": "0.1.0",
         "type": "float",
@@ -89,7 +92,8 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
             "Days the state of a finished run is kept after the run ended. A failed run that ended longer "
             "ago is no longer resumed (reason ``state_expired``), and ``airflow resume cleanup`` deletes "
             "the state files of runs that ended longer ago (``--older-than-days`` overrides it there). "
-            "A whole number, 0 or more; 0 keeps state forever.\n"
+            "A whole number from 0 to 36500; 0 keeps state forever. An invalid value is reported and the "
+            "default is used, except by ``airflow resume cleanup``, which then refuses to delete.\n"
         ),
         "version_added": "0.2.0",
         "type": "integer",

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from airflow_resume_provider import conf
 from airflow_resume_provider.bookkeeping import CONF_KEY
-from airflow_resume_provider.exceptions import ResumeConfigError
+from airflow_resume_provider.exceptions import SigningUnavailableError
 
 SIGNATURE_KEY = "signature"
 RESUME_RUN_PREFIX = "resume__"
@@ -82,7 +82,7 @@ class MarkerCheck:
 def _secret() -> bytes:
     secret = conf.marker_secret()
     if not secret:
-        raise ResumeConfigError(
+        raise SigningUnavailableError(
             "Neither [resume] signing_key nor [api_auth] jwt_secret is set on this component, so resumed "
             "runs cannot be signed or verified. Set [api_auth] jwt_secret (or [resume] signing_key) to the "
             "same value on every Airflow component."
@@ -131,7 +131,7 @@ def check_quietly(dag_id: str, run_id: str, run_conf: Any) -> MarkerCheck:
     """:func:`check`, where a component without the secret treats every entry as not verifiable."""
     try:
         return check(dag_id, run_id, run_conf)
-    except ResumeConfigError as err:
+    except SigningUnavailableError as err:
         if isinstance(run_conf, dict) and CONF_KEY in run_conf:
             return MarkerCheck(ignored=str(err))
         return MarkerCheck()

@@ -7,7 +7,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_resume_provider import compat, listener
+from airflow_resume_provider import compat, conf, listener
+from airflow_resume_provider.guard import guarded
 
 URL_PREFIX = "/resume"
 
@@ -22,10 +23,8 @@ def _fastapi_apps() -> list[dict[str, Any]]:
 def _external_views() -> list[dict[str, Any]]:
     from urllib.parse import urlparse
 
-    from airflow.configuration import conf
-
     # The iframe uses href verbatim, so it must carry the path Airflow is served under, if any.
-    base_path = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+    base_path = urlparse(conf.api_base_url()).path.rstrip("/")
     return [
         {
             "name": "Resume",
@@ -41,6 +40,12 @@ def _external_views() -> list[dict[str, Any]]:
             "url_route": "resume-runs",
         },
     ]
+
+
+if compat.airflow_supported():
+    # Every component loads the plugin when it starts: a bad [resume] option is logged there, once.
+    with guarded("Checking the [resume] options", "this component"):
+        conf.log_problems()
 
 
 class ResumePlugin(AirflowPlugin):

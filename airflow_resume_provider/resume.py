@@ -18,12 +18,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_resume_provider import airflow_internals, carry, marker, metrics
 from airflow_resume_provider.bookkeeping import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
-from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
+from airflow_resume_provider.exceptions import (
+    NotResumableError,
+    ResumeError,
+    RunIdTakenError,
+    RunNotFoundError,
+)
 from airflow_resume_provider.facts import gather_facts
-from airflow_resume_provider.resumability import KEPT_MAP_INDEX_STATES, RunFacts, Verdict, decide
+from airflow_resume_provider.resumability import KEPT_MAP_INDEX_STATES, RunFacts, decide
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from airflow_resume_provider.models import Plan, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +130,14 @@ def resume(
     retry_attempt: int | None = None,
     note: str | None = None,
     parent_failure: list[Any] | None = None,
+    full_rerun: bool = False,
+    facts: RunFacts | None = None,
 ) -> ResumeOutcome:
     """
     Resume a failed run, or return the run that already resumed it. Commits ``session``.
+
+    With ``full_rerun`` every task runs again, from the run's recorded context (``on_retry: false``).
+    ``facts`` gathered by the caller in this session just before are used as they are, not gathered again.
 
     :param retry_attempt: for automatic retries, the attempt number the new run is; otherwise the
         count is inherited from the failed run.
@@ -143,14 +155,15 @@ def resume(
     with _lock_for(dag_id, run_id):
         started = time.monotonic()
         dag, dag_run = load_dag_and_run(session, dag_id, run_id)
-        facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
+        if facts is None:
+            facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id, full_rerun=full_rerun)
         if facts.resumed_run_id is not None:
             return _existing(session, dag_id, run_id, facts.resumed_run_id)
         verdict = decide(facts)
         if not verdict.resumable:
             metrics.refused(verdict.reason_code)
             raise NotResumableError(verdict)
-        assert facts.chain is not None and facts.resume_task_id is not None
+        assert facts.resume_task_id is not None
         own = marker.check(dag_id, run_id, dag_run.conf)
         root, count = marker.next_in_chain(run_id, own)
         new_run_id = marker.resumed_run_id(dag_id, run_id, root, count)
@@ -160,6 +173,7 @@ def resume(
                 dag,
                 dag_run,
                 facts,
+                verdict.plan,
                 new_run_id=new_run_id,
                 source_marker=own.marker,
                 root=root,
@@ -263,7 +277,7 @@ def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str
     conf = session.scalar(select(DagRun.conf).where(DagRun.dag_id == dag_id, DagRun.run_id == new_run_id))
     found = marker.check(dag_id, new_run_id, conf).marker
     if found is None or found.parent_run_id != source_run_id:
-        raise ResumeError(
+        raise RunIdTakenError(
             f"DAG {dag_id!r}, run {source_run_id!r}: the run {new_run_id!r} was not created by this provider "
             "to resume it."
         )
@@ -286,22 +300,24 @@ def _skipped_tasks(session: Session, dag_run: Any) -> set[str]:
 
 
 def _restore_tasks(
-    session: Session, dag: Any, source: Any, new_run: Any, chain: Any, point: str, now: datetime
+    session: Session, dag: Any, source: Any, new_run: Any, chain: Any, plan: Plan, now: datetime
 ) -> None:
-    """Set the tasks before the resume point to success (skipped if they were) with their XComs, in
-    chain order: a mapped task's indexes are created from its upstream's restored map length first."""
+    """Set the tasks the plan restores to success (skipped if they were) with their XComs, in chain
+    order: a mapped task's indexes are created from its upstream's restored map length first."""
     from airflow.utils.state import TaskInstanceState
 
     restored = chain.restored_tasks()
     skipped = _skipped_tasks(session, source)
     structure = chain.structure
-    ids = [task_id for task_id, _ in structure.tasks]
     tis_by_task: dict[str, list[Any]] = {}
     for ti in new_run.get_task_instances(session=session):
         tis_by_task.setdefault(ti.task_id, []).append(ti)
     xcoms: list[tuple[str, int, str, Any]] = []
-    cut = ids.index(point)
-    for position, task_id in enumerate(ids[:cut]):
+    steps = plan.tasks
+    for position, step in enumerate(steps):
+        if step.action != "restored":
+            continue
+        task_id = step.task_id
         task = restored.get(task_id)
         if task is None:
             continue
@@ -319,7 +335,7 @@ def _restore_tasks(
             )
         xcoms += [(task_id, x.map_index, x.key, x.value) for x in task.xcoms]
         # Only a mapped step right after this one can expand over its result (the DAG is a chain).
-        if ids[position + 1] in structure.mapped:
+        if position + 1 < len(steps) and steps[position + 1].mapped:
             for xcom in task.xcoms:
                 if xcom.key == RETURN_KEY and xcom.map_index == -1:
                     airflow_internals.record_map_length(session, dag, task_id, new_run.run_id, xcom.value)
@@ -394,7 +410,8 @@ def _create_resumed_run(
     session: Session,
     dag: Any,
     source: Any,
-    facts: Any,
+    facts: RunFacts,
+    plan: Plan,
     *,
     new_run_id: str,
     source_marker: marker.RunMarker | None,
@@ -412,8 +429,8 @@ def _create_resumed_run(
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
     chain = facts.chain
-    head = chain.head
     point = facts.resume_task_id
+    assert point is not None
     now = datetime.now(timezone.utc)
     if retry_attempt is None:
         retry_attempt = source_marker.retry_attempt if source_marker is not None else 0
@@ -424,12 +441,8 @@ def _create_resumed_run(
         resumed_at_task_id=point,
         kind=kind,
         retry_attempt=retry_attempt,
-        logical_date=head.inputs.logical_date,
-        data_interval_start=head.inputs.data_interval_start,
-        data_interval_end=head.inputs.data_interval_end,
-        params=head.inputs.run_params if head.inputs.run_params is not None else head.inputs.params,
-        source=chain.head_ref.model_dump(),
         parent_failure=parent_failure,
+        **(_recorded_context(source, facts.run_params) if facts.full_rerun else _state_context(chain)),
     )
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
     note = note or f"Resumed from {source.run_id} at {point}"
@@ -447,11 +460,39 @@ def _create_resumed_run(
         note=note,
         session=session,
     )
-    _restore_tasks(session, dag, source, new_run, chain, point, now)
+    if any(step.action == "restored" for step in plan.tasks):
+        _restore_tasks(session, dag, source, new_run, chain, plan, now)
     if facts.point_map_states:
         _restore_finished_map_indexes(session, dag, source, new_run, point, facts.point_map_states, now)
     if facts.settings is not None and facts.settings.carry_task_state:
         # The tasks that run again reattach to their external jobs instead of submitting new ones.
-        carry.copy_entries(session, source, new_run, carry.tasks_to_run(chain, point))
+        carry.copy_entries(session, source, new_run, [s.task_id for s in plan.tasks if s.action == "run"])
     session.flush()
     return record
+
+
+def _state_context(chain: Any) -> dict[str, Any]:
+    """The original run's context as the resume point's state file recorded it."""
+    inputs = chain.head.inputs
+    return {
+        "logical_date": inputs.logical_date,
+        "data_interval_start": inputs.data_interval_start,
+        "data_interval_end": inputs.data_interval_end,
+        "params": inputs.run_params if inputs.run_params is not None else inputs.params,
+        "source": chain.head_ref.model_dump(),
+    }
+
+
+def _recorded_context(source: Any, run_params: dict[str, Any]) -> dict[str, Any]:
+    """The original run's context as the metadata DB recorded it (a full rerun reads no state file)."""
+
+    def iso(value: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "logical_date": iso(source.logical_date),
+        "data_interval_start": iso(source.data_interval_start),
+        "data_interval_end": iso(source.data_interval_end),
+        "params": run_params,
+        "source": None,
+    }

@@ -22,15 +22,9 @@ from airflow_resume_provider.api.security import (
     csrf_protected,
 )
 from airflow_resume_provider.api.validation import bounded_validation_error
-from airflow_resume_provider.bulk import (
-    BulkOutcome,
-    TooManyRunsError,
-    failed_run_ids,
-    require_dag,
-    resume_many,
-)
-from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
-from airflow_resume_provider.resumability import Verdict
+from airflow_resume_provider.bulk import BulkOutcome, failed_run_ids, require_dag, resume_many
+from airflow_resume_provider.exceptions import ResumeError
+from airflow_resume_provider.models import ReasonCode, Verdict
 from airflow_resume_provider.resume import ResumeOutcome, assess, resume
 
 log = logging.getLogger(__name__)
@@ -38,19 +32,42 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+_JSON_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+
+async def provider_error(request: Request, exc: Exception) -> JSONResponse:
+    """
+    Every error of the provider, answered in one place: its status (404, 409, 422, 503...), its
+    message and its ``reason_code``. Only an unexpected one (500) is logged with its traceback.
+    """
+    assert isinstance(exc, ResumeError)
+    if exc.status_code >= 500 and exc.status_code != status.HTTP_503_SERVICE_UNAVAILABLE:
+        log.error("Error in %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"detail": str(exc), "reason_code": exc.reason_code.value},
+        headers=_JSON_HEADERS,
+    )
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """No bare 500: an unexpected error is logged with its traceback and answered as JSON."""
     log.error("Unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
-    detail = (
-        str(exc)
-        if isinstance(exc, ResumeError)
-        else f"Unexpected error: {type(exc).__name__}; see the API server's log."
-    )
     return JSONResponse(
         status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        content={"detail": detail},
-        headers={"X-Content-Type-Options": "nosniff"},
+        content={
+            "detail": f"Unexpected error: {type(exc).__name__}; see the API server's log.",
+            "reason_code": ReasonCode.RESUME_FAILED.value,
+        },
+        headers=_JSON_HEADERS,
     )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error answered as JSON: malformed requests, the provider's errors, anything unexpected."""
+    app.exception_handler(RequestValidationError)(bounded_validation_error)
+    app.exception_handler(ResumeError)(provider_error)
+    app.exception_handler(Exception)(unexpected_error)
 
 
 def create_app() -> FastAPI:
@@ -65,8 +82,7 @@ def create_app() -> FastAPI:
     )
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
-    app.exception_handler(RequestValidationError)(bounded_validation_error)
-    app.exception_handler(Exception)(_unexpected_error)
+    install_error_handlers(app)
 
     @app.get(API_PREFIX + "/openapi.json", dependencies=[SignedIn], include_in_schema=False)
     def openapi_schema(request: Request) -> JSONResponse:
@@ -82,10 +98,7 @@ def create_app() -> FastAPI:
     )
     def get_resume_verdict(dag_id: str, dag_run_id: str, session: SessionDep) -> Verdict:
         """Whether the run can be resumed, why not, and what a resume would do to each task."""
-        try:
-            return assess(session, dag_id, dag_run_id)
-        except RunNotFoundError as err:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+        return assess(session, dag_id, dag_run_id)
 
     @app.post(
         API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}/resume",
@@ -98,6 +111,7 @@ def create_app() -> FastAPI:
             },
             404: {"model": ErrorOut},
             409: {"model": ErrorOut, "description": "The run cannot be resumed; detail says why."},
+            503: {"model": ErrorOut, "description": "The state folder or the signing secret is unavailable."},
         },
         dependencies=[CanTriggerRuns, csrf_protected, audit("resume_dag_run")],
     )
@@ -109,22 +123,14 @@ def create_app() -> FastAPI:
         body: Annotated[ResumeRequest | None, Body()] = None,
     ):
         """Create the resumed run (201), or return the one that already resumed this run (200)."""
-        try:
-            outcome = resume(
-                session,
-                dag_id,
-                dag_run_id,
-                from_task_id=body.from_task_id if body else None,
-                user=user.get_name() if user else None,
-                triggered_by="rest_api",
-            )
-        except RunNotFoundError as err:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
-        except NotResumableError as err:
-            return JSONResponse(
-                status_code=status.HTTP_409_CONFLICT,
-                content={"detail": err.verdict.reason, "reason_code": err.verdict.reason_code},
-            )
+        outcome = resume(
+            session,
+            dag_id,
+            dag_run_id,
+            from_task_id=body.from_task_id if body else None,
+            user=user.get_name() if user else None,
+            triggered_by="rest_api",
+        )
         if outcome.created:
             return outcome
         return JSONResponse(status_code=status.HTTP_200_OK, content=outcome.to_dict())
@@ -154,15 +160,10 @@ def create_app() -> FastAPI:
                 status.HTTP_403_FORBIDDEN,
                 f"Resuming runs of DAG {dag_id!r} needs permission to trigger its runs; a dry run does not.",
             )
-        try:
-            require_dag(session, dag_id)
-            run_ids = body.dag_run_ids
-            if run_ids is None:
-                run_ids = failed_run_ids(session, dag_id, since=body.since, until=body.until)
-        except RunNotFoundError as err:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
-        except TooManyRunsError as err:
-            raise HTTPException(422, str(err)) from None
+        require_dag(session, dag_id)
+        run_ids = body.dag_run_ids
+        if run_ids is None:
+            run_ids = failed_run_ids(session, dag_id, since=body.since, until=body.until)
         return resume_many(
             session,
             dag_id,

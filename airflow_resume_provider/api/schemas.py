@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime  # noqa: TC003 - pydantic resolves it at runtime
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from airflow.models.base import ID_LEN
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from airflow_resume_provider.bulk import MAX_RUNS_PER_REQUEST, as_utc
+from airflow_resume_provider.models import ReasonCode  # noqa: TC001 - pydantic resolves it at runtime
 
 #: The longest task id Airflow stores (``airflow.models.base.ID_LEN``); longer ones are refused (422).
 TASK_ID_MAX_LENGTH = ID_LEN
@@ -29,7 +30,7 @@ class ResumeRequest(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
-    reason_code: str | None = None
+    reason_code: ReasonCode | None = None
 
 
 class BulkResumeRequest(BaseModel):
@@ -49,6 +50,17 @@ class BulkResumeRequest(BaseModel):
     since: datetime | None = Field(default=None, description="Runs that ended at or after (no zone: UTC).")
     until: datetime | None = Field(default=None, description="Runs that ended at or before (no zone: UTC).")
     dry_run: bool = Field(default=False, description="Only say what would happen; create nothing.")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_utc_range(cls, moment: datetime | None) -> datetime | None:
+        """A time Airflow can store: in UTC, within years 1 to 9999 (a far zone may push it out)."""
+        if moment is None:
+            return None
+        try:
+            return as_utc(moment).astimezone(timezone.utc)  # type: ignore[union-attr]
+        except (OverflowError, ValueError):
+            raise ValueError("outside the times Airflow can store (years 1 to 9999, in UTC)") from None
 
     @model_validator(mode="after")
     def _one_selection(self) -> BulkResumeRequest:

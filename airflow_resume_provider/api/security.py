@@ -17,7 +17,7 @@ from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials  # noqa: TC002 - FastAPI resolves it at runtime
 
-from airflow_resume_provider import airflow_internals
+from airflow_resume_provider import airflow_internals, conf
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
@@ -83,15 +83,9 @@ def can_read_xcoms(dag_id: str, user) -> bool:
     return _is_authorized_dag("GET", DagAccessEntity.XCOM, dag_id, user)
 
 
-def _csrf_secret() -> bytes:
-    from airflow.configuration import conf
-
-    return (conf.get("api_auth", "jwt_secret", fallback="") or "").encode()
-
-
 def csrf_token_for(session_cookie: str) -> str:
     """The CSRF token bound to one UI session: only pages served to that session carry it."""
-    return hmac.new(_csrf_secret(), b"resume-csrf:" + session_cookie.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(conf.jwt_secret(), b"resume-csrf:" + session_cookie.encode(), hashlib.sha256).hexdigest()
 
 
 def _check_csrf(

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from airflow_resume_provider.display import shortened
+
 if TYPE_CHECKING:
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
@@ -19,7 +21,7 @@ MAX_ERRORS = 10
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_ECHO_CHARS else text[:MAX_ECHO_CHARS] + f"… ({len(text)} characters)"
+    return shortened(text, MAX_ECHO_CHARS)
 
 
 def _short_input(value: Any) -> Any:

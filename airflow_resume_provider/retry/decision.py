@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider.resumability import MANUAL_KILL, STATE_UNREACHABLE
+from airflow_resume_provider.models import ReasonCode
 
 if TYPE_CHECKING:
     from airflow_resume_provider.marker import RunMarker
-    from airflow_resume_provider.resumability import Verdict
+    from airflow_resume_provider.models import Verdict
     from airflow_resume_provider.settings import ResumeSettings
 
 
@@ -41,9 +41,9 @@ def decide_retry(
     """
     attempt = (source_marker.retry_attempt if source_marker is not None else 0) + 1
     failure = verdict.failure
-    if verdict.reason_code == MANUAL_KILL:
+    if verdict.reason_code == ReasonCode.MANUAL_KILL:
         return RetryDecision(False, attempt, "Not retried: the run was stopped by hand.")
-    if verdict.reason_code == STATE_UNREACHABLE:
+    if verdict.reason_code == ReasonCode.STATE_UNREACHABLE:
         return RetryDecision(False, attempt, f"Retry postponed: {verdict.reason}", final=False)
     if not verdict.resumable:
         return RetryDecision(False, attempt, f"Not retried: {verdict.reason}")

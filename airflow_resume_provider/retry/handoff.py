@@ -69,6 +69,12 @@ class WorkerProcess:
 
 
 _worker: WorkerProcess | None = None
+#: A worker that keeps dying is started again at most this often, doubling up to the maximum: a
+#: broken worker must not cost the scheduler a new interpreter on every run event.
+RESTART_BACKOFF_SECONDS = 1.0
+MAX_RESTART_BACKOFF_SECONDS = 300.0
+_restart_backoff = RESTART_BACKOFF_SECONDS
+_next_restart = 0.0
 
 
 def start_worker() -> None:
@@ -79,17 +85,25 @@ def start_worker() -> None:
 
 def current_worker() -> WorkerProcess | None:
     """This scheduler's worker; a new one when it died (its sweep then creates the due retries)."""
-    global _worker
+    global _worker, _restart_backoff, _next_restart
     worker = _worker
     if worker is None or worker.pid != os.getpid():
         return None
-    if not worker.alive():
-        log.warning(
-            "The resume retry worker (pid %s) exited with %s; starting a new one.",
-            worker.process.pid,
-            worker.process.returncode,
-        )
-        _worker = worker = WorkerProcess()
+    if worker.alive():
+        return worker
+    now = time.monotonic()
+    if now < _next_restart:
+        return None  # the sweep of the next worker covers what is handed over meanwhile
+    log.warning(
+        "The resume retry worker (pid %s) exited with %s; starting a new one (the next restart waits at "
+        "least %.0f s).",
+        worker.process.pid,
+        worker.process.returncode,
+        _restart_backoff,
+    )
+    _next_restart = now + _restart_backoff
+    _restart_backoff = min(_restart_backoff * 2, MAX_RESTART_BACKOFF_SECONDS)
+    _worker = worker = WorkerProcess()
     return worker
 
 

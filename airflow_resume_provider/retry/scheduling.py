@@ -74,7 +74,9 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
     if not _retries_enabled_when_it_ran(session, dag_run):
         return None
     own = marker.check_quietly(dag_id, run_id, dag_run.conf).marker
-    verdict = decide(gather_facts(session, dag, dag_run))
+    # A full rerun (on_retry: false) needs the run's record in the metadata DB, not its state files.
+    facts = gather_facts(session, dag, dag_run, full_rerun=not settings.on_retry)
+    verdict = decide(facts)
     if verdict.resumed_run_id:
         return RetryDecision(False, (own.retry_attempt if own else 0) + 1, "already resumed")
     decision = decide_retry(settings, verdict, own)
@@ -85,7 +87,6 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         log.info("Run %s of DAG %s: %s", run_id, dag_id, decision.note)
         return decision
 
-    from_task = None if settings.on_retry else verdict.plan.tasks[0].task_id
     how = (
         f"resumed from {run_id} at {verdict.failed_task_id}"
         if settings.on_retry
@@ -95,7 +96,8 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         session,
         dag_id,
         run_id,
-        from_task_id=from_task,
+        full_rerun=not settings.on_retry,
+        facts=facts,
         user=RETRY_COMPONENT,
         triggered_by="timetable",
         delay_seconds=settings.retry_delay,

@@ -11,17 +11,13 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_resume_provider.display import masked, shortened
+
 if TYPE_CHECKING:
-    from airflow_resume_provider.resumability import CarriedEntry, PlanStep, RunFacts, Verdict
+    from airflow_resume_provider.models import CarriedEntry, PlanStep, Verdict
+    from airflow_resume_provider.resumability import RunFacts
 
 PREVIEW_CHARS = 300
-
-
-def mask(value: Any, name: str | None = None) -> Any:
-    """Airflow's secrets masker: sensitive keys (password, token, ...) and known secrets hidden."""
-    from airflow_resume_provider.airflow_internals import server_redact
-
-    return server_redact(value, name)
 
 
 def json_size(value: Any) -> str:
@@ -31,9 +27,8 @@ def json_size(value: Any) -> str:
 
 
 def preview(value: Any, name: str | None = None) -> str:
-    """A masked, truncated one-line JSON rendering of a value."""
-    text = json.dumps(mask(value, name), default=str, ensure_ascii=False)
-    return text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + f"… ({len(text)} characters)"
+    """A masked, bounded one-line JSON rendering of a value (strings quoted, as JSON shows them)."""
+    return shortened(json.dumps(masked(value, name), default=str, ensure_ascii=False), PREVIEW_CHARS)
 
 
 def carried(entry: CarriedEntry) -> str:
@@ -159,7 +154,7 @@ def build(
         inputs=inputs,
         structure_ok=structure_ok,
         structure_text=structure_text,
-        failure_message=mask(failure.get("message")) if failure else None,
+        failure_message=masked(failure.get("message")) if failure else None,
         failure_type=failure.get("exception_type"),
         failure_try=failure.get("try_number"),
         failure_map_index=(
@@ -206,5 +201,5 @@ def failed_run_row(run_id: str, ended: Any, verdict: Verdict | None) -> FailedRu
         resume_task_id=verdict.resume_task_id,
         resumed_run_id=verdict.resumed_run_id,
         reason_code=verdict.reason_code,
-        reason=str(mask(verdict.reason)) if verdict.reason else None,
+        reason=str(masked(verdict.reason)) if verdict.reason else None,
     )

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from airflow_resume_provider import conf
 from airflow_resume_provider.api.schemas import TASK_ID_MAX_LENGTH
 from airflow_resume_provider.api.security import (
     SESSION_COOKIE,
@@ -78,12 +79,6 @@ def _render(template: str, status_code: int = 200, **context: Any) -> HTMLRespon
     )
 
 
-def _airflow_base_url() -> str:
-    from airflow.configuration import conf
-
-    return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
-
-
 @router.get(PAGE_PATH, response_class=HTMLResponse, dependencies=[CanReadRuns], include_in_schema=False)
 def resume_page(
     request: Request,
@@ -108,7 +103,7 @@ def resume_page(
         "from_task_id": from_task_id,
         "failed_task_id": verdict.failed_task_id,
         "page_base": page_base,
-        "airflow_run_base": f"{_airflow_base_url()}/dags/{quote(dag_id, safe='')}/runs/",
+        "airflow_run_base": f"{conf.api_base_url()}/dags/{quote(dag_id, safe='')}/runs/",
     }
     return _render(
         "resume.html",

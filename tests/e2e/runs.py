@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tools.airflow_stack import wait_for
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import httpx
 
 #: The provider's REST API on the api-server.
@@ -18,6 +23,12 @@ API = "/resume/api/v1"
 def q(value: str) -> str:
     """A run id (or any id) as one URL path segment."""
     return quote(value, safe="")
+
+
+def unique_logical_date() -> str:
+    """A logical date no other run of the DAG is likely to have, after the DAGs' start date (2026-01-01)."""
+    start = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    return (start + timedelta(minutes=random.randrange(300_000))).isoformat()
 
 
 def resume_runs(stack, dag_id: str, root: str) -> list[str]:
@@ -113,3 +124,23 @@ def refused(stack, dag_id: str, run_id: str, code: str, *texts: str) -> dict[str
 def write_dag(stack, name: str, source: str) -> None:
     """Write (or rewrite) the DAG file of DAG ``name`` and wait until Airflow serves the new source."""
     stack.write_dag_file(name, source)
+
+
+@contextlib.contextmanager
+def restarted_with(stack, env: dict[str, str]) -> Iterator[None]:
+    """
+    Restart the api-server and the scheduler with ``env`` added to their environment (and to the
+    stack's CLI); on exit, restore the environment and restart them again.
+    """
+    saved = {key: stack.extra_env.get(key) for key in env}
+    stack.extra_env.update(env)
+    try:
+        stack.restart("api-server", "scheduler")
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                stack.extra_env.pop(key, None)
+            else:
+                stack.extra_env[key] = value
+        stack.restart("api-server", "scheduler")

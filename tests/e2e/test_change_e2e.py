@@ -17,13 +17,10 @@ Most DAGs are written by the tests into the stack's DAG folder (``stack.dags``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -32,7 +29,9 @@ from tests.e2e.runs import (
     chain_runs,
     q,
     refused,
+    restarted_with,
     resumed,
+    unique_logical_date,
     verdict,
     wait_for_note,
     write_dag,
@@ -76,32 +75,6 @@ def wait_for_task(stack, dag_id: str, run_id: str, task_id: str, state: str, try
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def unique_logical_date() -> str:
-    """A logical date no other run of the DAG is likely to have, after the DAG's start date (2026-01-01)."""
-    start = datetime(2026, 1, 2, tzinfo=timezone.utc)
-    return (start + timedelta(minutes=random.randrange(300_000))).isoformat()
-
-
-@contextlib.contextmanager
-def restarted_with(stack, env: dict[str, str]):
-    """
-    Restart the api-server and the scheduler with ``env`` added to their environment (and to the
-    stack's CLI); on exit, restore the environment and restart them again.
-    """
-    saved = {key: stack.extra_env.get(key) for key in env}
-    stack.extra_env.update(env)
-    try:
-        stack.restart("api-server", "scheduler")
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                stack.extra_env.pop(key, None)
-            else:
-                stack.extra_env[key] = value
-        stack.restart("api-server", "scheduler")
 
 
 # --- 1. params changed before the resume ---------------------------------------------------------------

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import signal
+from datetime import datetime
 
 import pytest
 
-from tests.e2e.runs import chain_runs, resume_runs, wait_for_chain_run, wait_for_note
+from tests.e2e.runs import (
+    chain_runs,
+    q,
+    resume_runs,
+    unique_logical_date,
+    wait_for_chain_run,
+    wait_for_note,
+    xcom_value,
+)
 from tools.airflow_stack import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +73,27 @@ def test_on_retry_false_reruns_every_task(stack, ledger):
         assert stack.wait_for_run(dag, first) == "success"
     assert ledger(dag) == ["first", "flaky", "first", "flaky", "last"]
     assert stack.note(dag, first).startswith(f"Automatic retry 1 of 1: full rerun of {root}")
+
+
+def test_on_retry_false_needs_no_state_files(stack, ledger):
+    dag = "resume_test_retry_fresh_lost"
+    with stack.variables_from({f"{dag}_failures": "1"}):
+        root = stack.trigger(dag, conf={"region": "eu"}, logical_date=unique_logical_date())
+        assert stack.wait_for_run(dag, root) == "failed"
+        first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
+        assert stack.wait_for_run(dag, first) == "success"
+    # The state of ``first`` was gone when the failure was retried: a resume would be refused.
+    assert ledger(dag) == ["first", "flaky", "first", "flaky", "last"]
+    assert stack.note(dag, first).startswith(f"Automatic retry 1 of 1: full rerun of {root}")
+    assert stack.note(dag, root) == f"Retried automatically as {first} (attempt 1 of 1)."
+    # The rerun ran with the failed run's recorded context: its logical date and its conf.
+    with stack.client() as c:
+        original = c.get(f"/api/v2/dags/{dag}/dagRuns/{q(root)}").json()
+    seen = xcom_value(stack, dag, first, "first", key="seen")
+    assert seen["region"] == "eu"
+    assert datetime.fromisoformat(seen["logical_date"]) == datetime.fromisoformat(
+        original["logical_date"].replace("Z", "+00:00")
+    )
 
 
 def test_the_same_error_twice_in_a_row_stops_the_retries(stack, ledger):

@@ -23,10 +23,15 @@ def _session():
     return create_session(scoped=False)
 
 
-def assess(dag_id, run_id, **kwargs):
+def assess(dag_id, run_id, *, full_rerun=False, **kwargs):
+    from airflow_resume_provider.facts import gather_facts
+    from airflow_resume_provider.resumability import decide
     from airflow_resume_provider.resume import assess as _assess
+    from airflow_resume_provider.resume import load_dag_and_run
 
     with _session() as session:
+        if full_rerun:
+            return decide(gather_facts(session, *load_dag_and_run(session, dag_id, run_id), full_rerun=True))
         return _assess(session, dag_id, run_id, **kwargs)
 
 
@@ -102,6 +107,36 @@ def test_resumed_tasks_see_the_original_context_and_earlier_tasks_run_once(monke
         "resume_count": 1,
         "resumed_at_task_id": "fourth",
     }
+
+
+def test_a_full_rerun_needs_no_state_files_only_the_runs_record(monkeypatch, ledger):
+    import shutil
+
+    import pendulum
+
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_FAIL_AT", "fourth")
+    logical_date = pendulum.datetime(2026, 3, 4, 5, 6, tz="UTC")
+    dr = run_dag("resume_test_chain", logical_date=logical_date, run_conf={"batch_size": 10, "region": "us"})
+    assert dr.state == "failed"
+    shutil.rmtree(state_file("resume_test_chain", dr.run_id, "first").parent.parent)  # the run's folder
+    assert assess("resume_test_chain", dr.run_id).reason_code == "state_missing"  # a resume needs it
+
+    rerun = assess("resume_test_chain", dr.run_id, full_rerun=True)
+    assert rerun.resumable, rerun.reason
+    assert rerun.resume_task_id == "first"
+    assert {step.action for step in rerun.plan.tasks} == {"run"}
+    assert any("a full rerun does not need it" in warning for warning in rerun.warnings), rerun.warnings
+
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_FAIL_AT", "")
+    outcome = resume("resume_test_chain", dr.run_id, full_rerun=True)
+    assert outcome.resume_task_id == "first"
+    assert run_existing_run("resume_test_chain", outcome.dag_run_id) == "success"
+    assert ledger() == ["first", "second", "fourth", "first", "second", "fourth", "fifth"]
+    result = xcom_value("resume_test_chain", outcome.dag_run_id, "fourth")
+    assert result["ds"] == "2026-03-04"  # the failed run's logical date, from its record in the DB
+    assert result["stamp"].startswith("2026-03-04 2026-03-04T05:06:00+00:00")
+    assert result["conf"] == {"batch_size": 10, "region": "us"}
+    assert result["params"]["region"] == "us"
 
 
 def test_resuming_twice_returns_the_same_run():

@@ -79,7 +79,7 @@ def assess(dag_id: str, run_id: str):
 
 def test_a_run_past_the_retention_window_is_refused_as_expired_without_reading_its_state(monkeypatch):
     global _opened
-    from airflow_resume_provider.exceptions import NotResumableError, ResumeError
+    from airflow_resume_provider.exceptions import NotResumableError
     from airflow_resume_provider.resume import resume
 
     dr = run_dag("resume_example_etl")
@@ -114,10 +114,16 @@ def test_a_run_past_the_retention_window_is_refused_as_expired_without_reading_i
     monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", "0")
     assert assess("resume_example_etl", dr.run_id).resumable
 
-    # A setting that is not a number of days is an error naming it, not a verdict on the run.
-    monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", "a month")
-    with pytest.raises(ResumeError, match=r"\[resume\] retention_days must be a whole number of days"):
-        assess("resume_example_etl", dr.run_id)
+    # A setting that is not a number of days falls back to the default (30), and the verdict says so.
+    for invalid in ("a month", "-1"):
+        monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", invalid)
+        fallback = assess("resume_example_etl", dr.run_id)
+        assert fallback.reason_code == "state_expired"
+        assert "30 days after the run ended" in fallback.reason
+        assert fallback.warnings == [
+            f"[resume] retention_days = {invalid!r} is not valid: a whole number of days from 0 (keep state "
+            "forever) to 36500 is accepted; the default 30 is used instead"
+        ]
 
 
 def test_an_expired_run_is_not_retried_automatically_and_its_note_says_why():
@@ -273,7 +279,7 @@ def test_zero_days_is_refused_and_retention_zero_means_nothing_to_do():
 
     invalid = cleanup("--dry-run", env={"AIRFLOW__RESUME__RETENTION_DAYS": "a month"})
     assert invalid.returncode == 1
-    assert "[resume] retention_days must be a whole number of days" in invalid.stderr
+    assert "[resume] retention_days = 'a month' is not valid: a whole number of days" in invalid.stderr
 
 
 def test_cleanup_deletes_exactly_the_state_of_the_old_finished_runs(runs):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 
-from airflow_resume_provider.carry import tasks_to_run
 from airflow_resume_provider.resumability import decide
 from airflow_resume_provider.ui.page import carried
-from tests.unit.test_resumability import facts, transform_chain
+from tests.unit.test_resumability import facts
 
 JOB = {"key": "remote_job_id", "value": "spark-2026-0042", "map_index": -1}
 
 
-def test_only_the_tasks_that_run_again_are_carried():
-    assert tasks_to_run(transform_chain(), "transform") == ["transform", "load"]
-    assert tasks_to_run(transform_chain(), "extract") == ["extract", "transform", "load"]
-    assert tasks_to_run(transform_chain(), "nope") == []
+def test_only_the_tasks_that_run_again_carry_their_entries():
+    # The facts hold every task's entries; the plan gives them to the tasks that run again only.
+    everything = {task: [{**JOB, "value": task}] for task in ("extract", "transform", "load")}
+    at_transform = decide(facts(carried=everything))
+    assert [len(step.carries) for step in at_transform.plan.tasks] == [0, 1, 1]
+    at_extract = decide(facts(carried=everything, resume_task_id="extract"))
+    assert [len(step.carries) for step in at_extract.plan.tasks] == [1, 1, 1]
 
 
 def test_the_plan_shows_what_each_task_reattaches_to():
@@ -49,4 +51,4 @@ def test_carried_values_are_decoded_masked_and_bounded():
     assert _shown("api_password", json.dumps("s3cr3t")) == "***"
     assert _shown("job", json.dumps({"token": "abc", "id": 7})) == '{"token": "***", "id": 7}'
     long = _shown("job", json.dumps("x" * 1000))
-    assert len(long) == PREVIEW_CHARS + 1 and long.endswith("…")
+    assert long == "x" * PREVIEW_CHARS + "… (1000 characters)"

@@ -12,13 +12,17 @@ import jsonschema
 import pytest
 
 from airflow_resume_provider import __version__, conf
+from airflow_resume_provider.exceptions import ProviderConfigError
 from airflow_resume_provider.get_provider_info import CONFIG_OPTIONS, SECTION, get_provider_info
 
 CONFIG_VARS = [
     "AIRFLOW__RESUME__STATE_FOLDER",
     "AIRFLOW__RESUME__STATE_CONN_ID",
     "AIRFLOW__RESUME__SIGNING_KEY",
+    "AIRFLOW__RESUME__SIGNING_KEY_CMD",
     "AIRFLOW__RESUME__CAPTURE_TIMEOUT",
+    "AIRFLOW__RESUME__RETRY_SWEEP_INTERVAL",
+    "AIRFLOW__RESUME__RETRY_SWEEP_LOOKBACK",
     "AIRFLOW__RESUME__RETENTION_DAYS",
     "AIRFLOW__LOGGING__REMOTE_LOGGING",
     "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER",
@@ -76,23 +80,89 @@ def test_capture_timeout_reads_seconds(monkeypatch, raw, value):
     assert conf.capture_timeout() == value
 
 
-@pytest.mark.parametrize("raw", ["abc", "10s", "", "1,5"])
-def test_capture_timeout_rejects_non_numbers_naming_the_option(monkeypatch, raw):
-    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
-    with pytest.raises(ValueError) as exc:
-        conf.capture_timeout()
-    assert str(exc.value) == f"[resume] capture_timeout must be a number of seconds, got {raw!r}"
+SECONDS_ACCEPTED = "a number of seconds greater than 0 is accepted"
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "-0.5", "0.0"])
-def test_capture_timeout_rejects_zero_and_negative_naming_the_option(monkeypatch, raw):
-    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
-    with pytest.raises(ValueError) as exc:
-        conf.capture_timeout()
-    assert (
-        str(exc.value)
-        == f"[resume] capture_timeout must be a finite number of seconds greater than 0, got {raw!r}"
+@pytest.mark.parametrize("option", ["capture_timeout", "retry_sweep_interval", "retry_sweep_lookback"])
+@pytest.mark.parametrize("raw", ["abc", "10s", "", "1,5", "0", "-1", "-0.5", "0.0", "nan", "inf", "-inf"])
+def test_a_bad_number_of_seconds_falls_back_to_the_default_and_is_reported_once(
+    monkeypatch, caplog, option, raw
+):
+    monkeypatch.setenv(f"AIRFLOW__RESUME__{option.upper()}", raw)
+    default = CONFIG_OPTIONS[option]["default"]
+    assert getattr(conf, option)() == float(default)  # never raises where it is used
+    assert getattr(conf, option)() == float(default)
+    expected = (
+        f"[resume] {option} = {raw!r} is not valid: {SECONDS_ACCEPTED}; the default {default} is used instead"
     )
+    assert [str(p) for p in conf.problems()] == [expected]
+    assert conf.warnings() == [expected]
+    assert [r.getMessage() for r in caplog.records if "is not valid" in r.getMessage()] in ([expected], [])
+
+
+def test_each_problem_is_logged_once_per_process(monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW__RESUME__RETRY_SWEEP_INTERVAL", "0 # once")
+    for _ in range(3):
+        assert conf.retry_sweep_interval() == 60.0
+        conf.log_problems()
+    logged = [r for r in caplog.records if "retry_sweep_interval" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].levelname == "WARNING"
+
+
+@pytest.mark.parametrize("raw", ["-1", "abc", "1.5", "", "30d", "36501", "3000000"])
+def test_a_bad_retention_falls_back_to_30_days_with_a_warning(monkeypatch, raw):
+    monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", raw)
+    assert conf.retention_days() == 30
+    problem = conf.problem("retention_days")
+    assert problem is not None and not problem.protected
+    assert conf.warnings() == [
+        f"[resume] retention_days = {raw!r} is not valid: a whole number of days from 0 (keep state forever) "
+        "to 36500 is accepted; the default 30 is used instead"
+    ]
+
+
+@pytest.mark.parametrize("folder", ["nosuch://bucket/state", "cloudwatchx://group"])
+def test_a_state_folder_on_an_unknown_storage_makes_its_users_refuse_naming_the_option(monkeypatch, folder):
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", folder)
+    with pytest.raises(ProviderConfigError) as refused:
+        conf.state_folder()
+    scheme = folder.partition("://")[0]
+    assert str(refused.value).startswith(
+        f"[resume] state_folder = {folder!r} is not valid: {scheme!r} is not"
+    )
+    assert "the features that need it refuse until it is fixed" in str(refused.value)
+    assert refused.value.reason_code == "provider_config_invalid"
+    assert conf.warnings() == []  # not a fallback: it refuses
+    assert [p.option for p in conf.problems()] == ["state_folder"]
+
+
+def test_a_connection_id_with_spaces_refuses(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_CONN_ID", "aws default")
+    with pytest.raises(ProviderConfigError, match=r"\[resume\] state_conn_id = 'aws default' is not valid"):
+        conf.state_conn_id()
+
+
+def test_a_signing_key_that_cannot_be_read_refuses_and_is_never_shown(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__RESUME__SIGNING_KEY_CMD", "exit 3")
+    monkeypatch.delenv("AIRFLOW__RESUME__SIGNING_KEY", raising=False)
+    with pytest.raises(ProviderConfigError) as refused:
+        conf.signing_key()
+    assert str(refused.value).startswith(
+        "[resume] signing_key = '(unreadable)' is not valid: Airflow could not"
+    )
+    # Nothing signs with another secret instead: the run records are unavailable too.
+    assert conf.marker_secret() == b""
+
+
+def test_every_problem_is_listed_in_declaration_order(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", "-1")
+    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", "abc")
+    monkeypatch.setenv("AIRFLOW__RESUME__STATE_FOLDER", "nosuch://x")
+    assert [p.option for p in conf.problems()] == ["state_folder", "capture_timeout", "retention_days"]
+    assert [w.split(" = ")[0] for w in conf.warnings()] == [
+        "[resume] capture_timeout",
+        "[resume] retention_days",
+    ]
 
 
 def test_logging_folder_local_by_default():
@@ -175,25 +245,8 @@ def test_provider_is_registered_and_its_config_known_to_airflow():
         assert airflow_conf.get_default_value(SECTION, name) == option["default"], name
 
 
-@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
-def test_capture_timeout_rejects_non_finite_values(monkeypatch, raw):
-    monkeypatch.setenv("AIRFLOW__RESUME__CAPTURE_TIMEOUT", raw)
-    with pytest.raises(ValueError, match=r"\[resume\] capture_timeout must be a finite number"):
-        conf.capture_timeout()
-
-
 def test_retention_days_defaults_to_30_and_reads_whole_days(monkeypatch):
     assert conf.retention_days() == 30
     for raw, value in (("0", 0), ("90", 90), (" 7 ", 7), (CONFIG_OPTIONS["retention_days"]["example"], 90)):
         monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", raw)
         assert conf.retention_days() == value
-
-
-@pytest.mark.parametrize("raw", ["-1", "abc", "1.5", "", "30d"])
-def test_retention_days_rejects_anything_but_a_whole_number_naming_the_option(monkeypatch, raw):
-    monkeypatch.setenv("AIRFLOW__RESUME__RETENTION_DAYS", raw)
-    with pytest.raises(ValueError) as exc:
-        conf.retention_days()
-    assert str(exc.value) == (
-        f"[resume] retention_days must be a whole number of days, 0 or more (0 keeps state forever), got {raw!r}"
-    )

@@ -221,6 +221,4 @@ def test_user_values_are_quoted_and_bounded_in_messages():
     assert shown("nope") == "'nope'"
     assert shown(None) == "None"
     long = shown("x" * 5000)
-    assert len(long) <= 104
-    assert long.startswith("'xxx")
-    assert long.endswith("...'")
+    assert long == "'" + "x" * 99 + "… (5002 characters)"

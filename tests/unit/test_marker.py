@@ -16,7 +16,7 @@ import pytest
 from airflow.configuration import conf as airflow_conf
 
 from airflow_resume_provider import conf, marker
-from airflow_resume_provider.exceptions import ResumeConfigError
+from airflow_resume_provider.exceptions import SigningUnavailableError
 from airflow_resume_provider.marker import (
     MAX_RUN_ID_LENGTH,
     RESUME_RUN_PREFIX,
@@ -267,14 +267,14 @@ def test_without_any_secret_check_refuses_to_decide(monkeypatch):
     monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "")
     assert conf.marker_secret() == b""
 
-    with pytest.raises(ResumeConfigError) as err:
+    with pytest.raises(SigningUnavailableError) as err:
         check(DAG_ID, run_id, run_conf)
     assert "[api_auth] jwt_secret" in str(err.value)
     assert "[resume] signing_key" in str(err.value)
     assert "every Airflow component" in str(err.value)
-    with pytest.raises(ResumeConfigError):
+    with pytest.raises(SigningUnavailableError):
         sign(DAG_ID, run_id, a_marker())
-    with pytest.raises(ResumeConfigError):
+    with pytest.raises(SigningUnavailableError):
         resumed_run_id(DAG_ID, SOURCE, SOURCE, 1)
     # Nothing to verify: no error for a normal run.
     assert check(DAG_ID, SOURCE, {"day": "2024-01-01"}) == MarkerCheck()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_map_indexes_are_shown_as_short_ranges():
-    from airflow_resume_provider.resumability import MapIndexStep, PlanStep
+    from airflow_resume_provider.models import MapIndexStep, PlanStep
     from airflow_resume_provider.ui.page import index_ranges, map_summary
 
     assert index_ranges([4, 0, 1, 2, 7, 8]) == "0-2, 4, 7-8"

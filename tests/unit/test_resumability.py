@@ -21,25 +21,8 @@ from airflow_resume_provider.exceptions import (
     StateError,
     StateMissingError,
 )
-from airflow_resume_provider.resumability import (
-    INVALID_CONFIG,
-    INVALID_RESUME_POINT,
-    MANUAL_KILL,
-    NO_FAILED_TASK,
-    PARAMS_INVALID,
-    RESUME_DISABLED,
-    RUN_NOT_FAILED,
-    STATE_EXPIRED,
-    STATE_INVALID,
-    STATE_MISSING,
-    STATE_NOT_RECORDED,
-    STATE_UNREACHABLE,
-    STRUCTURE_CHANGED,
-    PlanStep,
-    RunFacts,
-    build_plan,
-    decide,
-)
+from airflow_resume_provider.models import PlanStep, ReasonCode
+from airflow_resume_provider.resumability import RunFacts, build_plan, decide
 from airflow_resume_provider.settings import ResumeSettings, parse_settings
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.chain import ChainScope, StateChain, load_chain
@@ -238,7 +221,7 @@ def test_warnings_reach_the_user_whatever_the_verdict():
     assert resumable.to_dict()["warnings"] == [IGNORED]
 
     refused_verdict = decide(facts(run_state="success", warnings=[IGNORED]))
-    assert refused_verdict.reason_code == RUN_NOT_FAILED
+    assert refused_verdict.reason_code == ReasonCode.RUN_NOT_FAILED
     assert refused_verdict.warnings == [IGNORED]
 
 
@@ -251,7 +234,7 @@ def test_warnings_reach_the_user_whatever_the_verdict():
     ids=["no-param", "param-false", "enabled-false"],
 )
 def test_resume_disabled(settings):
-    reason = refused(decide(facts(settings=settings)), RESUME_DISABLED)
+    reason = refused(decide(facts(settings=settings)), ReasonCode.RESUME_DISABLED)
     assert reason.startswith(f"{WHERE}: resume is not enabled for this DAG.")
     assert "params={'resume': True}" in reason
 
@@ -261,7 +244,7 @@ def test_invalid_resume_config_reports_the_param_error():
         parse_settings({"retries": -1, "retry_dealy": 5}, dag_id=DAG_ID)
     verdict = decide(facts(settings=None, settings_error=str(err.value)))
 
-    reason = refused(verdict, INVALID_CONFIG)
+    reason = refused(verdict, ReasonCode.INVALID_CONFIG)
     assert reason == str(err.value)
     assert f"DAG {DAG_ID!r}" in reason
     assert "'retries'" in reason
@@ -270,12 +253,14 @@ def test_invalid_resume_config_reports_the_param_error():
 
 @pytest.mark.parametrize("state", ["success", "running", "queued"])
 def test_run_not_failed(state):
-    reason = refused(decide(facts(run_state=state)), RUN_NOT_FAILED)
+    reason = refused(decide(facts(run_state=state)), ReasonCode.RUN_NOT_FAILED)
     assert reason == f"{WHERE}: the run is {state}; only failed runs can be resumed."
 
 
 def test_no_failed_task():
-    reason = refused(decide(facts(failed_task_id=None, resume_task_id=None, chain=None)), NO_FAILED_TASK)
+    reason = refused(
+        decide(facts(failed_task_id=None, resume_task_id=None, chain=None)), ReasonCode.NO_FAILED_TASK
+    )
     assert reason.startswith(f"{WHERE}: no task of the run failed")
     assert "timeout" in reason
     assert "no failed task to resume at" in reason
@@ -287,7 +272,7 @@ def test_invalid_resume_point_is_passed_through():
         "'transform' or a task before it that succeeded."
     )
     verdict = decide(facts(resume_task_id="load", resume_point_error=message, chain=None))
-    assert refused(verdict, INVALID_RESUME_POINT) == message
+    assert refused(verdict, ReasonCode.INVALID_RESUME_POINT) == message
     assert verdict.failure is None
 
 
@@ -295,27 +280,27 @@ def test_invalid_resume_point_is_passed_through():
     ("code", "message"),
     [
         (
-            STATE_MISSING,
+            ReasonCode.STATE_MISSING,
             f"{WHERE}: no state file for task 'transform' (try 1) at {rel('transform')}; the task ran before "
             "resume was enabled, or the file was deleted.",
         ),
         (
-            STATE_INVALID,
+            ReasonCode.STATE_INVALID,
             f"{WHERE}: State file {rel('transform')} failed its integrity check: its content was changed after "
             "it was written (corruption or tampering), or it was signed with another key.",
         ),
         (
-            STATE_NOT_RECORDED,
+            ReasonCode.STATE_NOT_RECORDED,
             f"{WHERE}: the state of task 'transform' was not recorded: XCom value of 'extract' is not "
             "JSON-serializable",
         ),
         (
-            STATE_INVALID,
+            ReasonCode.STATE_INVALID,
             f"{WHERE}: The state of task 'transform' (run {RUN_ID!r}) has a state link 'file:///etc/passwd', "
             "which lies outside the state folder: refused, not read.",
         ),
         (
-            STATE_UNREACHABLE,
+            ReasonCode.STATE_UNREACHABLE,
             f"{WHERE}: the state folder cannot be reached: Could not read state file {rel('transform')}: "
             "timed out. Try again when it is back.",
         ),
@@ -335,7 +320,7 @@ def test_an_expired_run_is_refused_with_the_date_and_its_plan_names_no_state_fil
     )
     # No state was read for an expired run: there is no chain.
     verdict = decide(facts(chain=None, state_expired=message))
-    assert refused(verdict, STATE_EXPIRED) == message
+    assert refused(verdict, ReasonCode.STATE_EXPIRED) == message
     assert [(s.task_id, s.action, s.source) for s in verdict.plan.tasks] == [
         ("extract", "restored", None),
         ("transform", "run", None),
@@ -348,7 +333,7 @@ def test_manual_kill():
         f"{WHERE}: task 'transform' was set to failed by admin (patch_task_instance at 2024-01-02 03:06:00); "
         "a run stopped on purpose is never resumed. Trigger a new run instead."
     )
-    assert refused(decide(facts(manual_kill=message)), MANUAL_KILL) == message
+    assert refused(decide(facts(manual_kill=message)), ReasonCode.MANUAL_KILL) == message
 
 
 def test_structure_changed_when_the_dag_is_no_longer_linear():
@@ -358,7 +343,9 @@ def test_structure_changed_when_the_dag_is_no_longer_linear():
     with pytest.raises(NonLinearDagError) as err:
         linear_order(dag)
 
-    reason = refused(decide(facts(current_order=None, current_order_error=str(err.value))), STRUCTURE_CHANGED)
+    reason = refused(
+        decide(facts(current_order=None, current_order_error=str(err.value))), ReasonCode.STRUCTURE_CHANGED
+    )
     assert reason == str(err.value)
     assert "branching (more than one downstream task) at 'extract'" in reason
 
@@ -387,7 +374,7 @@ def test_structure_changed_when_the_dag_is_no_longer_linear():
     ids=["reordered", "added", "removed", "operator-type", "renamed"],
 )
 def test_structure_changed_since_the_run(current, expected):
-    reason = refused(decide(facts(current_order=shapes(current))), STRUCTURE_CHANGED)
+    reason = refused(decide(facts(current_order=shapes(current))), ReasonCode.STRUCTURE_CHANGED)
     assert reason == (
         f"{WHERE}: the DAG's structure changed since the run: {'; '.join(expected)}. A run can only be "
         "resumed on the same tasks in the same order (changing a task's code or arguments is fine). "
@@ -404,19 +391,19 @@ PARAMS_PROBLEM = (
 
 def test_params_that_refuse_the_original_values():
     verdict = decide(facts(params_error=PARAMS_PROBLEM))
-    assert refused(verdict, PARAMS_INVALID) == PARAMS_PROBLEM
+    assert refused(verdict, ReasonCode.PARAMS_INVALID) == PARAMS_PROBLEM
     assert verdict.failure["exception_type"] == "ConnectionError"
     assert [s.task_id for s in verdict.plan.tasks] == ["extract", "transform", "load"]
 
 
 def test_a_structure_change_is_reported_before_params():
     changed = facts(params_error=PARAMS_PROBLEM, current_order=shapes([("extract", PY), ("transform", PY)]))
-    assert decide(changed).reason_code == STRUCTURE_CHANGED
+    assert decide(changed).reason_code == ReasonCode.STRUCTURE_CHANGED
 
 
 def test_refused_verdict_still_reports_the_recorded_failure():
     verdict = decide(facts(current_order=shapes([("extract", PY), ("transform", PY)])))
-    assert verdict.reason_code == STRUCTURE_CHANGED
+    assert verdict.reason_code == ReasonCode.STRUCTURE_CHANGED
     assert verdict.failed_task_id == "transform"
     assert verdict.failure["exception_type"] == "ConnectionError"
 
@@ -432,7 +419,7 @@ def test_checks_are_reported_in_a_fixed_order():
         run_state="success",
         failed_task_id=None,
         resume_point_error=f"{WHERE}: 'nope' is not a task of this run.",
-        state_error_code=STATE_MISSING,
+        state_error_code=ReasonCode.STATE_MISSING,
         state_error=f"{WHERE}: no state file for task 'transform'.",
         state_expired=f"{WHERE}: its state expired on 2024-02-01 03:04 UTC.",
         manual_kill=f"{WHERE}: the run was set to failed by admin.",
@@ -440,16 +427,16 @@ def test_checks_are_reported_in_a_fixed_order():
         params_error=PARAMS_PROBLEM,
     )
     fixes = [
-        ("settings_error", None, INVALID_CONFIG),
-        ("settings", ResumeSettings(), RESUME_DISABLED),
-        ("run_state", "failed", RUN_NOT_FAILED),
-        ("failed_task_id", "transform", NO_FAILED_TASK),
-        ("resume_point_error", None, INVALID_RESUME_POINT),
-        ("state_error_code", None, STATE_MISSING),
-        ("state_expired", None, STATE_EXPIRED),
-        ("manual_kill", None, MANUAL_KILL),
-        ("current_order_error", None, STRUCTURE_CHANGED),
-        ("params_error", None, PARAMS_INVALID),
+        ("settings_error", None, ReasonCode.INVALID_CONFIG),
+        ("settings", ResumeSettings(), ReasonCode.RESUME_DISABLED),
+        ("run_state", "failed", ReasonCode.RUN_NOT_FAILED),
+        ("failed_task_id", "transform", ReasonCode.NO_FAILED_TASK),
+        ("resume_point_error", None, ReasonCode.INVALID_RESUME_POINT),
+        ("state_error_code", None, ReasonCode.STATE_MISSING),
+        ("state_expired", None, ReasonCode.STATE_EXPIRED),
+        ("manual_kill", None, ReasonCode.MANUAL_KILL),
+        ("current_order_error", None, ReasonCode.STRUCTURE_CHANGED),
+        ("params_error", None, ReasonCode.PARAMS_INVALID),
     ]
     for field_name, fixed, expected in fixes:
         assert decide(problems).reason_code == expected, f"before fixing {field_name}"
@@ -458,14 +445,17 @@ def test_checks_are_reported_in_a_fixed_order():
 
 
 def test_disabled_wins_over_run_not_failed():
-    assert decide(facts(settings=None, run_state="success")).reason_code == RESUME_DISABLED
+    assert decide(facts(settings=None, run_state="success")).reason_code == ReasonCode.RESUME_DISABLED
 
 
 def test_manual_kill_is_reported_before_a_structure_change():
     killed = f"{WHERE}: the run was set to failed by admin (patch_dag_run at 2024-01-02 03:06:00)."
     changed = facts(manual_kill=killed, current_order=shapes([("extract", PY), ("transform", PY)]))
     assert decide(changed).reason == killed
-    assert decide(facts(manual_kill=killed, current_order_error="not linear")).reason_code == MANUAL_KILL
+    assert (
+        decide(facts(manual_kill=killed, current_order_error="not linear")).reason_code
+        == ReasonCode.MANUAL_KILL
+    )
 
 
 # --- the plan -----------------------------------------------------------------------------------------
@@ -523,7 +513,7 @@ def test_plan_follows_the_recorded_structure_when_there_is_a_chain():
 
 
 def test_plan_without_state_uses_the_current_order_and_names_no_source():
-    plan = build_plan(facts(chain=None, state_error_code=STATE_MISSING, state_error="missing"))
+    plan = build_plan(facts(chain=None, state_error_code=ReasonCode.STATE_MISSING, state_error="missing"))
     assert plan == [
         PlanStep(task_id="extract", task_type=PY, action="restored"),
         PlanStep(task_id="transform", task_type=PY, action="run", resume_point=True),
@@ -903,7 +893,7 @@ def test_a_mapped_resume_point_plans_its_indexes_by_their_state():
 
 def test_a_mapped_step_that_would_map_over_another_number_of_values_is_a_structure_change():
     change = "task 'transform' now maps over 4 values; the run mapped it over 5"
-    reason = refused(decide(facts(map_count_changes=[change])), STRUCTURE_CHANGED)
+    reason = refused(decide(facts(map_count_changes=[change])), ReasonCode.STRUCTURE_CHANGED)
     assert change in reason
 
 

@@ -12,16 +12,7 @@ import json
 import pytest
 
 from airflow_resume_provider.marker import RunMarker, check, check_quietly, resumed_run_id, sign
-from airflow_resume_provider.resumability import (
-    MANUAL_KILL,
-    STATE_EXPIRED,
-    STATE_INVALID,
-    STATE_UNREACHABLE,
-    STRUCTURE_CHANGED,
-    Plan,
-    PlanStep,
-    Verdict,
-)
+from airflow_resume_provider.models import Plan, PlanStep, ReasonCode, Verdict
 from airflow_resume_provider.retry.decision import RetryDecision, decide_retry, failure_signature
 from airflow_resume_provider.settings import parse_settings
 from airflow_resume_provider.state.model import FailureRecord
@@ -126,13 +117,13 @@ def test_run_stopped_by_hand_is_never_retried():
     reason = (
         f"{WHERE}: task 'transform' was set to failed by admin; a run stopped on purpose is never resumed."
     )
-    decision = decide_retry(settings(), verdict(code=MANUAL_KILL, reason=reason), None)
+    decision = decide_retry(settings(), verdict(code=ReasonCode.MANUAL_KILL, reason=reason), None)
     assert decision == RetryDecision(False, 1, "Not retried: the run was stopped by hand.", final=True)
 
 
 def test_unreachable_state_folder_postpones_the_decision():
     reason = f"{WHERE}: the state folder cannot be reached: timed out. Try again when it is back."
-    decision = decide_retry(settings(), verdict(code=STATE_UNREACHABLE, reason=reason), None)
+    decision = decide_retry(settings(), verdict(code=ReasonCode.STATE_UNREACHABLE, reason=reason), None)
     assert decision.retry is False
     assert decision.final is False
     assert decision.note == f"Retry postponed: {reason}"
@@ -142,13 +133,13 @@ def test_unreachable_state_folder_postpones_the_decision():
     ("code", "reason"),
     [
         (
-            STRUCTURE_CHANGED,
+            ReasonCode.STRUCTURE_CHANGED,
             f"{WHERE}: the DAG's structure changed since the run: task 'load' was removed. Trigger a new run "
             "instead.",
         ),
-        (STATE_INVALID, f"{WHERE}: State file x failed its integrity check."),
+        (ReasonCode.STATE_INVALID, f"{WHERE}: State file x failed its integrity check."),
         (
-            STATE_EXPIRED,
+            ReasonCode.STATE_EXPIRED,
             f"{WHERE}: its state expired on 2024-02-01 00:10 UTC, 30 days after the run ended ([resume] "
             "retention_days = 30); its state files may have been deleted, so it is not resumed.",
         ),
@@ -160,7 +151,9 @@ def test_other_non_resumable_runs_are_not_retried_and_say_why(code, reason):
 
 
 def test_manual_kill_is_reported_even_when_retries_are_exhausted():
-    decision = decide_retry(settings(retries=1), verdict(code=MANUAL_KILL, reason="killed"), marker_after(1))
+    decision = decide_retry(
+        settings(retries=1), verdict(code=ReasonCode.MANUAL_KILL, reason="killed"), marker_after(1)
+    )
     assert decision.note == "Not retried: the run was stopped by hand."
 
 
