@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import airflow_internals, conf, metrics
+from airflow_resume_provider import compat, conf, metrics
 from airflow_resume_provider.bookkeeping import (
     BOOKKEEPING_XCOM_KEYS,
     CONF_KEY,
@@ -42,7 +42,7 @@ from airflow_resume_provider.structure import linear_order, mapped_task_ids, str
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_resume_provider.airflow_internals import RuntimeTaskInstance
+    from airflow_resume_provider.compat import RuntimeTaskInstance
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _map_index(ti: Any) -> int:
 
 def is_task_runner_instance(ti: Any) -> bool:
     """True for the worker-side task instance (not an ORM row seen by the scheduler or API server)."""
-    return isinstance(ti, airflow_internals.runtime_task_instance_class())
+    return isinstance(ti, compat.runtime_task_instance_class())
 
 
 def resume_enabled(ti: RuntimeTaskInstance) -> bool:
@@ -132,9 +132,9 @@ def _upstream_announcements(ti: RuntimeTaskInstance, upstream_id: str) -> list[d
     """The upstream task's announcements of its state file and extra XCom keys (one per map index when
     it is mapped, in map-index order; none for an attempt that was not captured)."""
     if not _is_mapped(ti, upstream_id):
-        value = airflow_internals.xcom_value(ti, upstream_id, XCOM_STATE_REF)
+        value = compat.xcom_value(ti, upstream_id, XCOM_STATE_REF)
         return [value] if isinstance(value, dict) else []
-    values = airflow_internals.xcom_values(ti, upstream_id, XCOM_STATE_REF)
+    values = compat.xcom_values(ti, upstream_id, XCOM_STATE_REF)
     return [value for value in values if isinstance(value, dict)]
 
 
@@ -144,9 +144,9 @@ def _check_upstream_recorded(ti: RuntimeTaskInstance, upstream_id: str) -> None:
         it pushed, could not be recorded: this task's inputs cannot be known completely either.
     """
     if _is_mapped(ti, upstream_id):
-        values = airflow_internals.xcom_values(ti, upstream_id, XCOM_CAPTURE_ERROR)
+        values = compat.xcom_values(ti, upstream_id, XCOM_CAPTURE_ERROR)
     else:
-        values = [airflow_internals.xcom_value(ti, upstream_id, XCOM_CAPTURE_ERROR)]
+        values = [compat.xcom_value(ti, upstream_id, XCOM_CAPTURE_ERROR)]
     for value in values:
         if isinstance(value, dict) and value.get("stage") == STAGE_CAPTURE:
             raise StateError(
@@ -161,7 +161,7 @@ def _upstream_xcoms(
     """Every XCom of the upstream task under ``return_value`` and ``extra_keys``, with its map index."""
     entries = []
     for key in [RETURN_KEY, *sorted(set(extra_keys))]:
-        values = airflow_internals.xcom_values(ti, upstream_id, key)
+        values = compat.xcom_values(ti, upstream_id, key)
         if map_count is None:
             entries += [XComEntry(task_id=upstream_id, key=key, map_index=-1, value=v) for v in values]
         elif len(values) == map_count:  # every index pushed one: the sequence is in map-index order
@@ -170,7 +170,7 @@ def _upstream_xcoms(
             ]
         elif values:  # some index pushed none (e.g. returned None): ask index by index
             for index in range(map_count):
-                value = airflow_internals.xcom_value(ti, upstream_id, key, map_index=index)
+                value = compat.xcom_value(ti, upstream_id, key, map_index=index)
                 if value is not None:
                     entries.append(XComEntry(task_id=upstream_id, key=key, map_index=index, value=value))
     return entries
@@ -183,9 +183,9 @@ def _is_mapped(ti: RuntimeTaskInstance, task_id: str) -> bool:
 
 def _lineage(ti: RuntimeTaskInstance) -> Lineage | None:
     """The lineage of a resumed run, from the provider's record verified by the task wrapper."""
-    from airflow_resume_provider.resumed_context import marker_for
+    from airflow_resume_provider.resumed_context import record_for
 
-    record = marker_for(ti.dag_id, ti.run_id)
+    record = record_for(ti.dag_id, ti.run_id)
     if record is None:
         return None
     return Lineage(
@@ -222,7 +222,7 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
 
     context = ti.get_template_context()
     dag_run = context["dag_run"]
-    server_conf = airflow_internals.run_conf_from_server(ti)
+    server_conf = compat.run_conf_from_server(ti)
     raw_conf = dict((server_conf if server_conf is not None else dag_run.conf) or {})
     params = context.get("params") or {}
 
@@ -231,7 +231,7 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
     map_count = None
     if upstream_id is not None:
         if order[position - 1].mapped:
-            map_count = airflow_internals.task_instance_count(ti, upstream_id)
+            map_count = compat.task_instance_count(ti, upstream_id)
         _check_upstream_recorded(ti, upstream_id)
         announced = _upstream_announcements(ti, upstream_id)
         keys = sorted({key for a in announced for key in a.get("xcom_keys") or []})
@@ -326,7 +326,7 @@ def _capture_attempt(ti: RuntimeTaskInstance) -> bool:
     _install_xcom_key_tracker()
     try:
         # The XComs the attempt pushed before it deferred are still there: keep announcing their keys.
-        keys = _keys_announced_before_deferral(ti) if airflow_internals.resuming_from_deferral(ti) else []
+        keys = _keys_announced_before_deferral(ti) if compat.resuming_from_deferral(ti) else []
         record = build_record(ti)
         handle, url, digest = _write(ti, record)
     except StateError as err:
@@ -351,7 +351,7 @@ def _capture_attempt(ti: RuntimeTaskInstance) -> bool:
 
 def _keys_announced_before_deferral(ti: RuntimeTaskInstance) -> list[str]:
     """The extra XCom keys the attempt announced in its task process before it deferred."""
-    value = airflow_internals.xcom_value(ti, ti.task_id, XCOM_STATE_REF, _map_index(ti))
+    value = compat.xcom_value(ti, ti.task_id, XCOM_STATE_REF, _map_index(ti))
     return sorted(value.get("xcom_keys") or []) if isinstance(value, dict) else []
 
 
@@ -390,7 +390,7 @@ def forget(ti: RuntimeTaskInstance) -> None:
 
 def _redact(message: str) -> str:
     try:
-        return str(airflow_internals.redact(message))
+        return str(compat.redact(message))
     except Exception:
         return message
 
@@ -421,5 +421,5 @@ def _install_xcom_key_tracker() -> None:
     global _tracker_installed
     if _tracker_installed:
         return
-    airflow_internals.wrap_xcom_push(_announce_new_key)
+    compat.wrap_xcom_push(_announce_new_key)
     _tracker_installed = True

@@ -15,7 +15,7 @@ import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider.airflow_internals import task_state_store_model
+from airflow_resume_provider.compat import task_state_store_model
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -85,7 +85,7 @@ def run_check() -> CheckReport:
         )
     if key:
         report.run_records = "signed with [resume] signing_key"
-    elif conf.marker_secret():
+    elif conf.run_record_secret():
         report.run_records = "signed with [api_auth] jwt_secret"
     else:
         report.run_records = "cannot be signed"

@@ -249,7 +249,7 @@ def jwt_secret() -> bytes:
     return _airflow("api_auth", "jwt_secret").encode()
 
 
-def marker_secret() -> bytes:
+def run_record_secret() -> bytes:
     """
     The secret behind the provider's signed run records: ``[resume] signing_key``, else
     ``[api_auth] jwt_secret``. Empty when neither is set (or the signing key cannot be used).

@@ -8,7 +8,7 @@ from typing import Any
 
 def masked(value: Any, name: str | None = None) -> Any:
     """Airflow's secrets masker on the server: sensitive key names and registered secrets hidden."""
-    from airflow_resume_provider.airflow_internals import server_redact
+    from airflow_resume_provider.compat import server_redact
 
     return server_redact(value, name)
 

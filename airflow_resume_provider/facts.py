@@ -2,7 +2,7 @@
 Collecting the facts a verdict depends on, from the metadata DB and the state files.
 
 Only facts the provider can vouch for are used: a run's ``__resume__`` conf entry counts only when
-the provider signed it for that run (:mod:`airflow_resume_provider.marker`), and a state link is only
+the provider signed it for that run (:mod:`airflow_resume_provider.run_record`), and a state link is only
 followed into a configured folder, to the file of the expected task of the run or the runs it was
 resumed from (:class:`~airflow_resume_provider.state.chain.ChainScope`).
 """
@@ -13,7 +13,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import carry, conf, marker, retention
+from airflow_resume_provider import carry, conf, retention, run_record
 from airflow_resume_provider.bookkeeping import CONF_KEY, STAGE_CAPTURE, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.display import shortened
 from airflow_resume_provider.exceptions import (
@@ -65,20 +65,22 @@ def _run_conf(session: Session, dag_id: str, run_id: str) -> tuple[bool, Any]:
     return (row is not None, row[0] if row is not None else None)
 
 
-def existing_resumed_run(session: Session, dag_id: str, run_id: str, own: marker.MarkerCheck) -> str | None:
+def existing_resumed_run(
+    session: Session, dag_id: str, run_id: str, own: run_record.RunRecordCheck
+) -> str | None:
     """
     The run the provider created to resume ``run_id``, if any.
 
     :raises RunIdTakenError: the id is taken by a run the provider did not create (nor could have:
         the id is tagged with the deployment's secret), so it cannot be used.
     """
-    root, count = marker.next_in_chain(run_id, own)
-    new_run_id = marker.resumed_run_id(dag_id, run_id, root, count)
+    root, count = run_record.next_in_chain(run_id, own)
+    new_run_id = run_record.resumed_run_id(dag_id, run_id, root, count)
     exists, new_run_conf = _run_conf(session, dag_id, new_run_id)
     if not exists:
         return None
-    found = marker.check(dag_id, new_run_id, new_run_conf)
-    if found.marker is None or found.marker.parent_run_id != run_id:
+    found = run_record.check(dag_id, new_run_id, new_run_conf)
+    if found.record is None or found.record.parent_run_id != run_id:
         raise RunIdTakenError(
             f"DAG {dag_id!r}, run {run_id!r}: the run id {new_run_id!r} reserved for its resumed run is taken "
             "by a run this provider did not create for it. Delete that run to resume this one."
@@ -86,19 +88,21 @@ def existing_resumed_run(session: Session, dag_id: str, run_id: str, own: marker
     return new_run_id
 
 
-def lineage_run_ids(session: Session, dag_id: str, run_id: str, own: marker.MarkerCheck) -> list[str]:
+def lineage_run_ids(session: Session, dag_id: str, run_id: str, own: run_record.RunRecordCheck) -> list[str]:
     """The run and every run it was resumed from, newest first, following signed records only."""
     ids = [run_id]
     current = own
-    while current.marker is not None and len(ids) < MAX_LINEAGE:
-        parent = current.marker.parent_run_id
+    while current.record is not None and len(ids) < MAX_LINEAGE:
+        parent = current.record.parent_run_id
         if parent in ids:
             break
         ids.append(parent)
         exists, parent_conf = _run_conf(session, dag_id, parent)
-        current = marker.check_quietly(dag_id, parent, parent_conf) if exists else marker.MarkerCheck()
-    if own.marker is not None and own.marker.root_run_id not in ids:
-        ids.append(own.marker.root_run_id)
+        current = (
+            run_record.check_quietly(dag_id, parent, parent_conf) if exists else run_record.RunRecordCheck()
+        )
+    if own.record is not None and own.record.root_run_id not in ids:
+        ids.append(own.record.root_run_id)
     return ids
 
 
@@ -313,7 +317,7 @@ def _failed_by_itself(chain: Any, failed_location: StateLocation, scope: ChainSc
 
 
 def _full_rerun_facts(
-    session: Session, dag: Any, dag_run: Any, facts: RunFacts, failed_ti: Any, own: marker.MarkerCheck
+    session: Session, dag: Any, dag_run: Any, facts: RunFacts, failed_ti: Any, own: run_record.RunRecordCheck
 ) -> RunFacts:
     """
     The facts of a full rerun: the run's record in the metadata DB (its logical date, data interval and
@@ -390,7 +394,7 @@ def params_problem(dag: Any, run_conf: dict[str, Any], recorded: dict[str, Any])
     """Why the DAG's current params refuse the original run's values (and conf), or None."""
     from airflow.exceptions import ParamValidationError
 
-    from airflow_resume_provider.airflow_internals import validate_params_with
+    from airflow_resume_provider.compat import validate_params_with
 
     values = {k: v for k, v in recorded.items() if k not in (PARAM_NAME, CONF_KEY) and k in dag.params}
     try:
@@ -403,7 +407,7 @@ def params_problem(dag: Any, run_conf: dict[str, Any], recorded: dict[str, Any])
 def map_count_changes(session: Session, dag: Any, dag_run: Any, facts: RunFacts) -> list[str]:
     """The mapped steps up to the resume point that the current DAG would map over another number of
     values than the run did (e.g. a literal ``.expand(x=[...])`` list that changed)."""
-    from airflow_resume_provider.airflow_internals import mapped_count_in_run
+    from airflow_resume_provider.compat import mapped_count_in_run
 
     assert facts.chain is not None and facts.resume_task_id is not None
     recorded = {
@@ -447,9 +451,9 @@ def gather_facts(
         settings = None
     if settings is None or not settings.enabled:
         return facts
-    own = marker.MarkerCheck()
+    own = run_record.RunRecordCheck()
     try:
-        own = marker.check(dag_id, run_id, dag_run.conf)
+        own = run_record.check(dag_id, run_id, dag_run.conf)
         facts.resumed_run_id = existing_resumed_run(session, dag_id, run_id, own)
     except SigningUnavailableError as err:
         facts.signing_error = str(err)

@@ -14,7 +14,7 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import airflow_internals, conf
+from airflow_resume_provider import compat, conf
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,17 +79,17 @@ def _time(stats_of: Callable[[], Any], name: str, seconds: float) -> None:
 
 def capture_written() -> None:
     """An attempt's state file was written and announced."""
-    _count(airflow_internals.task_stats, CAPTURE_WRITTEN)
+    _count(compat.task_stats, CAPTURE_WRITTEN)
 
 
 def capture_failed() -> None:
     """An attempt's state could not be recorded: the run cannot be resumed from that task."""
-    _count(airflow_internals.task_stats, CAPTURE_FAILED)
+    _count(compat.task_stats, CAPTURE_FAILED)
 
 
 def capture_duration(seconds: float) -> None:
     """How long the task waited for its state to be recorded (written or not)."""
-    _time(airflow_internals.task_stats, CAPTURE_DURATION, seconds)
+    _time(compat.task_stats, CAPTURE_DURATION, seconds)
 
 
 # --- API server, CLI, retry worker --------------------------------------------------------------------
@@ -97,24 +97,24 @@ def capture_duration(seconds: float) -> None:
 
 def created(kind: str) -> None:
     """A resumed run was created; ``kind``: ``manual`` or ``retry``."""
-    _count(airflow_internals.server_stats, CREATED, ("kind", kind))
+    _count(compat.server_stats, CREATED, ("kind", kind))
 
 
 def create_duration(seconds: float) -> None:
     """How long creating a resumed run took, from reading the facts to the commit."""
-    _time(airflow_internals.server_stats, CREATE_DURATION, seconds)
+    _time(compat.server_stats, CREATE_DURATION, seconds)
 
 
 def refused(reason_code: str | None) -> None:
     """A resume was asked for and refused, with the verdict's reason code."""
-    _count(airflow_internals.server_stats, REFUSED, ("reason_code", reason_code or "unknown"))
+    _count(compat.server_stats, REFUSED, ("reason_code", reason_code or "unknown"))
 
 
 def retry_scheduled() -> None:
     """An automatic retry was created for a failed run."""
-    _count(airflow_internals.server_stats, RETRY_SCHEDULED)
+    _count(compat.server_stats, RETRY_SCHEDULED)
 
 
 def retry_not_retried() -> None:
     """A failed run of a DAG with retries was, finally, not retried (the run's note says why)."""
-    _count(airflow_internals.server_stats, RETRY_NOT_RETRIED)
+    _count(compat.server_stats, RETRY_NOT_RETRIED)

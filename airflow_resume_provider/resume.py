@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from airflow_resume_provider import airflow_internals, carry, marker, metrics
+from airflow_resume_provider import carry, compat, metrics, run_record
 from airflow_resume_provider.bookkeeping import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import (
     NotResumableError,
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KIND_MANUAL = marker.KIND_MANUAL
-KIND_RETRY = marker.KIND_RETRY
+KIND_MANUAL = run_record.KIND_MANUAL
+KIND_RETRY = run_record.KIND_RETRY
 
 
 class ResumeOutcome(BaseModel):
@@ -55,7 +55,9 @@ class ResumeOutcome(BaseModel):
         return self.model_dump(mode="json")
 
     @classmethod
-    def of(cls, dag_id: str, dag_run_id: str, record: marker.RunMarker, *, created: bool) -> ResumeOutcome:
+    def of(
+        cls, dag_id: str, dag_run_id: str, record: run_record.RunRecord, *, created: bool
+    ) -> ResumeOutcome:
         """The outcome for resumed run ``dag_run_id`` from the provider's record in it."""
         return cls(
             created=created,
@@ -126,7 +128,7 @@ def resume(
     user: str | None = None,
     triggered_by: str = "rest_api",
     delay_seconds: float = 0,
-    kind: marker.Kind = KIND_MANUAL,
+    kind: run_record.Kind = KIND_MANUAL,
     retry_attempt: int | None = None,
     note: str | None = None,
     parent_failure: list[Any] | None = None,
@@ -164,9 +166,9 @@ def resume(
             metrics.refused(verdict.reason_code)
             raise NotResumableError(verdict)
         assert facts.resume_task_id is not None
-        own = marker.check(dag_id, run_id, dag_run.conf)
-        root, count = marker.next_in_chain(run_id, own)
-        new_run_id = marker.resumed_run_id(dag_id, run_id, root, count)
+        own = run_record.check(dag_id, run_id, dag_run.conf)
+        root, count = run_record.next_in_chain(run_id, own)
+        new_run_id = run_record.resumed_run_id(dag_id, run_id, root, count)
         try:
             record = _create_resumed_run(
                 session,
@@ -175,7 +177,7 @@ def resume(
                 facts,
                 verdict.plan,
                 new_run_id=new_run_id,
-                source_marker=own.marker,
+                source_record=own.record,
                 root=root,
                 count=count,
                 user=user,
@@ -275,7 +277,7 @@ def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str
     from sqlalchemy import select
 
     conf = session.scalar(select(DagRun.conf).where(DagRun.dag_id == dag_id, DagRun.run_id == new_run_id))
-    found = marker.check(dag_id, new_run_id, conf).marker
+    found = run_record.check(dag_id, new_run_id, conf).record
     if found is None or found.parent_run_id != source_run_id:
         raise RunIdTakenError(
             f"DAG {dag_id!r}, run {source_run_id!r}: the run {new_run_id!r} was not created by this provider "
@@ -324,13 +326,13 @@ def _restore_tasks(
         tis = tis_by_task.get(task_id, [])
         if task_id in structure.mapped:
             session.flush()  # the upstream's map length, written just before (no autoflush in Airflow)
-            tis = airflow_internals.expand_mapped_task(dag, task_id, new_run.run_id, session=session)
+            tis = compat.expand_mapped_task(dag, task_id, new_run.run_id, session=session)
             _check_map_count(task_id, len(tis), task.map_count)
         for ti in tis:
             # A skipped task stays skipped, so trigger rules downstream see what they saw originally.
             ti.state = TaskInstanceState.SKIPPED if task_id in skipped else TaskInstanceState.SUCCESS
             ti.start_date = ti.end_date = now
-            airflow_internals.set_note_of_new_task_instance(
+            compat.set_note_of_new_task_instance(
                 ti, f"Not run: restored from {source.run_id} by resume"
             )
         xcoms += [(task_id, x.map_index, x.key, x.value) for x in task.xcoms]
@@ -338,7 +340,7 @@ def _restore_tasks(
         if position + 1 < len(steps) and steps[position + 1].mapped:
             for xcom in task.xcoms:
                 if xcom.key == RETURN_KEY and xcom.map_index == -1:
-                    airflow_internals.record_map_length(session, dag, task_id, new_run.run_id, xcom.value)
+                    compat.record_map_length(session, dag, task_id, new_run.run_id, xcom.value)
         if task.state_ref is not None:
             # The same announcement the task made when it ran, so later captures link to its state.
             ref = task.state_ref
@@ -350,7 +352,7 @@ def _restore_tasks(
             }
             xcoms.append((task_id, ref.map_index, XCOM_STATE_REF, announcement))
     session.flush()
-    airflow_internals.add_xcoms_to_new_run(session, new_run, xcoms)
+    compat.add_xcoms_to_new_run(session, new_run, xcoms)
 
 
 def _check_map_count(task_id: str, count: int, recorded: int | None) -> None:
@@ -380,14 +382,14 @@ def _restore_finished_map_indexes(
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
-    tis = airflow_internals.expand_mapped_task(dag, point, new_run.run_id, session=session)
+    tis = compat.expand_mapped_task(dag, point, new_run.run_id, session=session)
     _check_map_count(point, len(tis), len(map_states))
     kept = {index: state for index, state in map_states if state in KEPT_MAP_INDEX_STATES}
     for ti in tis:
         if ti.map_index in kept:
             ti.state = TaskInstanceState(kept[ti.map_index])
             ti.start_date = ti.end_date = now
-            airflow_internals.set_note_of_new_task_instance(
+            compat.set_note_of_new_task_instance(
                 ti, f"Not run: map index {kept[ti.map_index]} in {source.run_id}, kept by resume"
             )
     session.flush()
@@ -399,7 +401,7 @@ def _restore_finished_map_indexes(
             XComModel.map_index.in_(sorted(kept)),
         )
     ).all()
-    airflow_internals.add_xcoms_to_new_run(
+    compat.add_xcoms_to_new_run(
         session,
         new_run,
         [(point, index, key, value) for key, value, index in rows if key != XCOM_CAPTURE_ERROR],
@@ -414,17 +416,17 @@ def _create_resumed_run(
     plan: Plan,
     *,
     new_run_id: str,
-    source_marker: marker.RunMarker | None,
+    source_record: run_record.RunRecord | None,
     root: str,
     count: int,
     user: str | None,
     triggered_by: str,
     delay_seconds: float,
-    kind: marker.Kind,
+    kind: run_record.Kind,
     retry_attempt: int | None,
     note: str | None,
     parent_failure: list[Any] | None,
-) -> marker.RunMarker:
+) -> run_record.RunRecord:
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
@@ -433,8 +435,8 @@ def _create_resumed_run(
     assert point is not None
     now = datetime.now(timezone.utc)
     if retry_attempt is None:
-        retry_attempt = source_marker.retry_attempt if source_marker is not None else 0
-    record = marker.RunMarker(
+        retry_attempt = source_record.retry_attempt if source_record is not None else 0
+    record = run_record.RunRecord(
         parent_run_id=source.run_id,
         root_run_id=root,
         resume_count=count,
@@ -446,13 +448,13 @@ def _create_resumed_run(
     )
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
     note = note or f"Resumed from {source.run_id} at {point}"
-    new_run = airflow_internals.create_dagrun(
+    new_run = compat.create_dagrun(
         dag,
         run_id=new_run_id,
         logical_date=None,
         data_interval=None,
         run_after=_run_after(now, delay_seconds),
-        conf={**original_conf, CONF_KEY: marker.sign(dag.dag_id, new_run_id, record)},
+        conf={**original_conf, CONF_KEY: run_record.sign(dag.dag_id, new_run_id, record)},
         run_type=DagRunType.MANUAL,
         triggered_by=DagRunTriggeredByType(triggered_by),
         triggering_user_name=user,

@@ -14,22 +14,22 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import marker
+from airflow_resume_provider import run_record
 from airflow_resume_provider.bookkeeping import CONF_KEY
 from airflow_resume_provider.exceptions import ResumedContextError
 from airflow_resume_provider.settings import PARAM_NAME
 
 if TYPE_CHECKING:
-    from airflow_resume_provider.marker import RunMarker
+    from airflow_resume_provider.run_record import RunRecord
 
 log = logging.getLogger(__name__)
 
 # The verified record taken out of the run's conf in this task process, for the capture's lineage.
-_markers: dict[tuple[str, str], RunMarker] = {}
+_records: dict[tuple[str, str], RunRecord] = {}
 
 
-def marker_for(dag_id: str, run_id: str) -> RunMarker | None:
-    return _markers.get((dag_id, run_id))
+def record_for(dag_id: str, run_id: str) -> RunRecord | None:
+    return _records.get((dag_id, run_id))
 
 
 def _parse(value: Any) -> Any:
@@ -53,9 +53,9 @@ def apply(context: dict[str, Any]) -> None:
         return
     ti = context.get("ti")
     dag_id, run_id = str(getattr(ti, "dag_id", "")), str(getattr(ti, "run_id", ""))
-    checked = marker.check_quietly(dag_id, run_id, conf)
-    if checked.marker is None:
-        if marker.looks_resumed(run_id):
+    checked = run_record.check_quietly(dag_id, run_id, conf)
+    if checked.record is None:
+        if run_record.looks_resumed(run_id):
             raise ResumedContextError(
                 f"Run {run_id!r} of DAG {dag_id!r} looks like a resumed run, but its {CONF_KEY!r} record cannot "
                 f"be verified on this worker ({checked.ignored}) so the original run's context cannot be "
@@ -65,17 +65,17 @@ def apply(context: dict[str, Any]) -> None:
         log.warning("%s", checked.ignored)
         return
     try:
-        _present(context, dag_run, conf, checked.marker)
+        _present(context, dag_run, conf, checked.record)
     except Exception as err:
         raise ResumedContextError(
-            f"The original context of run {checked.marker.parent_run_id!r} could not be presented to task "
+            f"The original context of run {checked.record.parent_run_id!r} could not be presented to task "
             f"{getattr(ti, 'task_id', '?')!r} of the resumed run {run_id!r}: {type(err).__name__}: {err}. The task "
             "does not run with other inputs."
         ) from err
-    _markers[(dag_id, run_id)] = checked.marker
+    _records[(dag_id, run_id)] = checked.record
 
 
-def _present(context: dict[str, Any], dag_run: Any, conf: dict[str, Any], record: RunMarker) -> None:
+def _present(context: dict[str, Any], dag_run: Any, conf: dict[str, Any], record: RunRecord) -> None:
     logical_date = _parse(record.logical_date)
     interval_start = _parse(record.data_interval_start)
     interval_end = _parse(record.data_interval_end)
@@ -120,7 +120,7 @@ def _restore_params(params: Any, recorded: dict[str, Any], task: Any, run_conf: 
 
 def is_task_level_param(task: Any, key: str) -> bool:
     """Whether ``key`` is one of the task's own params (``@task(params=...)``), not the DAG's."""
-    from airflow_resume_provider.airflow_internals import param_is_the_tasks_own
+    from airflow_resume_provider.compat import param_is_the_tasks_own
 
     task_params = getattr(task, "params", None)
     if task_params is None or key not in task_params:

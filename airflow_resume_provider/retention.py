@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import conf, marker
+from airflow_resume_provider import conf, run_record
 from airflow_resume_provider.exceptions import ResumeError
 from airflow_resume_provider.manual_kill import KILLED_SUFFIX
 from airflow_resume_provider.state import storage
@@ -324,7 +324,7 @@ def _resume_was_enabled(session: Session, rows: list[_Row]) -> Callable[[_Row], 
     """Whether the DAG version each run was created with had resume enabled (else: nothing was captured)."""
     from airflow.models.dagbag import DBDagBag
 
-    from airflow_resume_provider.airflow_internals import dag_of_version
+    from airflow_resume_provider.compat import dag_of_version
     from airflow_resume_provider.settings import settings_for
 
     bag = DBDagBag()
@@ -343,7 +343,7 @@ def _resume_was_enabled(session: Session, rows: list[_Row]) -> Callable[[_Row], 
 
 
 def _root(dag_id: str, run_id: str, run_conf: Any) -> str:
-    found = marker.check_quietly(dag_id, run_id, run_conf).marker
+    found = run_record.check_quietly(dag_id, run_id, run_conf).record
     return found.root_run_id if found is not None else run_id
 
 
@@ -357,7 +357,7 @@ def _chains_in_use(session: Session, dag_ids: set[str], cutoff: datetime) -> set
     rows = session.execute(
         select(DagRun.dag_id, DagRun.run_id, DagRun.conf).where(
             DagRun.dag_id.in_(sorted(dag_ids)),
-            DagRun.run_id.startswith(marker.RESUME_RUN_PREFIX, autoescape=True),
+            DagRun.run_id.startswith(run_record.RESUME_RUN_PREFIX, autoescape=True),
             or_(DagRun.end_date.is_(None), DagRun.end_date >= cutoff, DagRun.state.not_in(FINISHED_STATES)),
         )
     )

@@ -17,7 +17,7 @@ from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials  # noqa: TC002 - FastAPI resolves it at runtime
 
-from airflow_resume_provider import airflow_internals, conf
+from airflow_resume_provider import compat, conf
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
@@ -102,7 +102,7 @@ def _check_csrf(
         bearer is not None
         and bearer.scheme.lower() == "bearer"
         and bearer.credentials
-        and not airflow_internals.session_user_wins_over_bearer(request)
+        and not compat.session_user_wins_over_bearer(request)
     ):
         return
     cookie = request.cookies.get(SESSION_COOKIE)

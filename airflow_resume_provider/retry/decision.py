@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_resume_provider.models import ReasonCode
 
 if TYPE_CHECKING:
-    from airflow_resume_provider.marker import RunMarker
     from airflow_resume_provider.models import Verdict
+    from airflow_resume_provider.run_record import RunRecord
     from airflow_resume_provider.settings import ResumeSettings
 
 
@@ -32,14 +32,14 @@ def failure_signature(failure: dict[str, Any] | None, task_id: str | None) -> li
 
 
 def decide_retry(
-    settings: ResumeSettings, verdict: Verdict, source_marker: RunMarker | None
+    settings: ResumeSettings, verdict: Verdict, source_record: RunRecord | None
 ) -> RetryDecision:
     """
     Whether a failed run is retried automatically.
 
-    :param source_marker: the provider's signed record of the failed run, None for a run it did not create.
+    :param source_record: the provider's signed record of the failed run, None for a run it did not create.
     """
-    attempt = (source_marker.retry_attempt if source_marker is not None else 0) + 1
+    attempt = (source_record.retry_attempt if source_record is not None else 0) + 1
     failure = verdict.failure
     if verdict.reason_code == ReasonCode.MANUAL_KILL:
         return RetryDecision(False, attempt, "Not retried: the run was stopped by hand.")
@@ -73,7 +73,7 @@ def decide_retry(
             )
     if settings.stop_on_repeated_error:
         current = failure_signature(failure, verdict.failed_task_id)
-        previous = source_marker.parent_failure if source_marker is not None else None
+        previous = source_record.parent_failure if source_record is not None else None
         if current is not None and previous and current == list(previous):
             return RetryDecision(
                 False,

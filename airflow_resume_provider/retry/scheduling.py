@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import conf, marker, metrics
+from airflow_resume_provider import conf, metrics, run_record
 from airflow_resume_provider.exceptions import ResumeConfigError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
 from airflow_resume_provider.resumability import decide
@@ -73,7 +73,7 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         return None
     if not _retries_enabled_when_it_ran(session, dag_run):
         return None
-    own = marker.check_quietly(dag_id, run_id, dag_run.conf).marker
+    own = run_record.check_quietly(dag_id, run_id, dag_run.conf).record
     # A full rerun (on_retry: false) needs the run's record in the metadata DB, not its state files.
     facts = gather_facts(session, dag, dag_run, full_rerun=not settings.on_retry)
     verdict = decide(facts)

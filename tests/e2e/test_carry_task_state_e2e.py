@@ -62,7 +62,7 @@ def running(stack, run_id: str) -> dict | None:
 
 def has_task_state_store() -> bool:
     """Whether the installed Airflow (3.3 and later) has a task state store to carry."""
-    from airflow_resume_provider.airflow_internals import task_state_store_model
+    from airflow_resume_provider.compat import task_state_store_model
 
     return task_state_store_model() is not None
 

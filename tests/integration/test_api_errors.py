@@ -110,10 +110,10 @@ def test_a_squatted_run_id_is_its_own_reason(client, monkeypatch):
     from airflow.utils.types import DagRunType
     from sqlalchemy import select
 
-    from airflow_resume_provider import marker
+    from airflow_resume_provider import run_record
 
     run = run_dag("resume_example_etl")
-    reserved = marker.resumed_run_id("resume_example_etl", run.run_id, run.run_id, 1)
+    reserved = run_record.resumed_run_id("resume_example_etl", run.run_id, run.run_id, 1)
     with create_session() as session:
         source = session.scalar(select(DagRun).where(DagRun.run_id == run.run_id))
         session.add(

@@ -65,7 +65,7 @@ def resume(dag_id, run_id):
 
 def store_model():
     """Airflow's task state store table, or None before Airflow 3.3 (which has none)."""
-    from airflow_resume_provider.airflow_internals import task_state_store_model
+    from airflow_resume_provider.compat import task_state_store_model
 
     return task_state_store_model()
 

@@ -17,7 +17,7 @@ DAG_ID = "resume_example_durable"
 def test_the_resumed_example_reattaches_to_its_job(monkeypatch, tmp_path):
     from airflow.utils.session import create_session
 
-    from airflow_resume_provider.airflow_internals import task_state_store_model
+    from airflow_resume_provider.compat import task_state_store_model
     from airflow_resume_provider.resume import assess, resume
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the pretend system's job file

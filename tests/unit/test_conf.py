@@ -151,7 +151,7 @@ def test_a_signing_key_that_cannot_be_read_refuses_and_is_never_shown(monkeypatc
         "[resume] signing_key = '(unreadable)' is not valid: Airflow could not"
     )
     # Nothing signs with another secret instead: the run records are unavailable too.
-    assert conf.marker_secret() == b""
+    assert conf.run_record_secret() == b""
 
 
 def test_every_problem_is_listed_in_declaration_order(monkeypatch):

@@ -67,15 +67,15 @@ class FakeTaskInstance:
 
 @pytest.fixture
 def tracked(monkeypatch):
-    from airflow_resume_provider import airflow_internals
+    from airflow_resume_provider import compat
 
     cls = type("RuntimeTaskInstance", (FakeTaskInstance,), {})
-    monkeypatch.setattr(airflow_internals, "runtime_task_instance_class", lambda: cls)
+    monkeypatch.setattr(compat, "runtime_task_instance_class", lambda: cls)
     return cls
 
 
 def test_the_key_tracker_sees_sync_and_async_pushes(tracked):
-    from airflow_resume_provider.airflow_internals import wrap_xcom_push
+    from airflow_resume_provider.compat import wrap_xcom_push
 
     seen = []
     wrap_xcom_push(lambda ti, key, push: seen.append(key))
@@ -88,7 +88,7 @@ def test_the_key_tracker_sees_sync_and_async_pushes(tracked):
 
 def test_a_failing_key_tracker_never_reaches_the_tasks_push(tracked, caplog):
     # E.g. the XCom backend refuses the provider's announcement: the task's own push stands.
-    from airflow_resume_provider.airflow_internals import wrap_xcom_push
+    from airflow_resume_provider.compat import wrap_xcom_push
 
     def refuse(ti, key, push):
         raise ValueError("this XCom backend refuses 'resume_state_ref' values")

@@ -11,9 +11,9 @@ import json
 
 import pytest
 
-from airflow_resume_provider.marker import RunMarker, check, check_quietly, resumed_run_id, sign
 from airflow_resume_provider.models import Plan, PlanStep, ReasonCode, Verdict
 from airflow_resume_provider.retry.decision import RetryDecision, decide_retry, failure_signature
+from airflow_resume_provider.run_record import RunRecord, check, check_quietly, resumed_run_id, sign
 from airflow_resume_provider.settings import parse_settings
 from airflow_resume_provider.state.model import FailureRecord
 
@@ -68,18 +68,18 @@ def settings(**values):
     return parse_settings({"retries": 3, **values}, dag_id=DAG_ID)
 
 
-def read_back(run_id: str, record: RunMarker) -> RunMarker:
+def read_back(run_id: str, record: RunRecord) -> RunRecord:
     """``record`` as the scheduler reads it from the retry run's conf: signed, stored as JSON, checked."""
     run_conf = json.loads(json.dumps({"day": "2024-01-01", "__resume__": sign(DAG_ID, run_id, record)}))
     checked = check(DAG_ID, run_id, run_conf)
-    assert checked.marker is not None, checked.ignored
-    return checked.marker
+    assert checked.record is not None, checked.ignored
+    return checked.record
 
 
-def marker_after(attempt: int, task_id: str = "transform", error=(ERROR_TYPE, ERROR_MESSAGE)) -> RunMarker:
+def record_after(attempt: int, task_id: str = "transform", error=(ERROR_TYPE, ERROR_MESSAGE)) -> RunRecord:
     """The record of the run created by retry ``attempt``, which failed again."""
     run_id = resumed_run_id(DAG_ID, RUN_ID, RUN_ID, attempt)
-    record = RunMarker(
+    record = RunRecord(
         parent_run_id=RUN_ID,
         root_run_id=RUN_ID,
         resume_count=attempt,
@@ -99,14 +99,14 @@ def test_first_failure_is_retried_as_attempt_one():
 
 
 def test_attempt_counts_on_from_the_previous_retry():
-    different = marker_after(1, error=(ERROR_TYPE, "warehouse unreachable: connection refused"))
+    different = record_after(1, error=(ERROR_TYPE, "warehouse unreachable: connection refused"))
     decision = decide_retry(settings(), verdict(), different)
     assert decision.retry is True
     assert decision.attempt == 2
 
 
 def test_last_allowed_attempt_is_retried():
-    decision = decide_retry(settings(retries=2, stop_on_repeated_error=False), verdict(), marker_after(1))
+    decision = decide_retry(settings(retries=2, stop_on_repeated_error=False), verdict(), record_after(1))
     assert (decision.retry, decision.attempt) == (True, 2)
 
 
@@ -152,7 +152,7 @@ def test_other_non_resumable_runs_are_not_retried_and_say_why(code, reason):
 
 def test_manual_kill_is_reported_even_when_retries_are_exhausted():
     decision = decide_retry(
-        settings(retries=1), verdict(code=ReasonCode.MANUAL_KILL, reason="killed"), marker_after(1)
+        settings(retries=1), verdict(code=ReasonCode.MANUAL_KILL, reason="killed"), record_after(1)
     )
     assert decision.note == "Not retried: the run was stopped by hand."
 
@@ -161,7 +161,7 @@ def test_manual_kill_is_reported_even_when_retries_are_exhausted():
 
 
 def test_retries_exhausted():
-    decision = decide_retry(settings(retries=2, stop_on_repeated_error=False), verdict(), marker_after(2))
+    decision = decide_retry(settings(retries=2, stop_on_repeated_error=False), verdict(), record_after(2))
     assert decision == RetryDecision(
         False, 3, "Not retried: automatic retries exhausted (2 of 2).", final=True
     )
@@ -169,7 +169,7 @@ def test_retries_exhausted():
 
 def test_exhaustion_is_reported_before_the_error_filters():
     chosen = settings(retries=1, retry_exceptions=["TimeoutError"])
-    decision = decide_retry(chosen, verdict(), marker_after(1))
+    decision = decide_retry(chosen, verdict(), record_after(1))
     assert decision.note == "Not retried: automatic retries exhausted (1 of 1)."
 
 
@@ -223,7 +223,7 @@ def test_message_not_matching_the_pattern_is_not_retried():
 
 
 def test_same_task_failing_twice_with_the_same_error_is_not_retried():
-    decision = decide_retry(settings(), verdict(), marker_after(1))
+    decision = decide_retry(settings(), verdict(), record_after(1))
     assert decision.retry is False
     assert decision.attempt == 2
     assert decision.note == (
@@ -235,9 +235,9 @@ def test_same_task_failing_twice_with_the_same_error_is_not_retried():
 @pytest.mark.parametrize(
     "previous",
     [
-        marker_after(1, error=(ERROR_TYPE, "warehouse unreachable: connection refused")),
-        marker_after(1, error=("TimeoutError", ERROR_MESSAGE)),
-        marker_after(1, task_id="extract"),
+        record_after(1, error=(ERROR_TYPE, "warehouse unreachable: connection refused")),
+        record_after(1, error=("TimeoutError", ERROR_MESSAGE)),
+        record_after(1, task_id="extract"),
     ],
     ids=["other-message", "other-type", "other-task"],
 )
@@ -247,19 +247,19 @@ def test_a_different_repeated_failure_is_retried(previous):
 
 
 def test_same_error_is_retried_when_stop_on_repeated_error_is_off():
-    decision = decide_retry(settings(stop_on_repeated_error=False), verdict(), marker_after(1))
+    decision = decide_retry(settings(stop_on_repeated_error=False), verdict(), record_after(1))
     assert (decision.retry, decision.attempt) == (True, 2)
 
 
 def test_previous_failure_without_a_record_does_not_stop_the_retry():
-    marker = marker_after(1).model_copy(update={"parent_failure": None})
+    marker = record_after(1).model_copy(update={"parent_failure": None})
     assert decide_retry(settings(), verdict(), marker).retry is True
 
 
 def test_a_retry_created_for_a_failure_stops_at_the_same_failure():
     """What the scheduler records in a retry (``failure_signature``) is what it compares the next time."""
     first = verdict()
-    record = RunMarker(
+    record = RunRecord(
         parent_run_id=RUN_ID,
         root_run_id=RUN_ID,
         resume_count=1,
@@ -301,14 +301,14 @@ def test_a_forged_retry_record_neither_exhausts_nor_stops_the_retries(entry):
     # Anyone who may trigger a run can write conf["__resume__"]; only a signed record counts.
     run_conf = json.loads(json.dumps({"__resume__": entry}))
     own = check_quietly(DAG_ID, RUN_ID, run_conf)
-    assert own.marker is None
+    assert own.record is None
     assert "ignored" in own.ignored
 
-    assert decide_retry(settings(retries=1), verdict(), own.marker) == RetryDecision(True, 1, "")
+    assert decide_retry(settings(retries=1), verdict(), own.record) == RetryDecision(True, 1, "")
 
 
 def test_a_record_signed_for_another_run_does_not_count_for_this_one():
-    copied = {"__resume__": sign(DAG_ID, "resume__other__3__0123456789", marker_after(3))}
+    copied = {"__resume__": sign(DAG_ID, "resume__other__3__0123456789", record_after(3))}
     own = check(DAG_ID, RUN_ID, json.loads(json.dumps(copied)))
-    assert own.marker is None
-    assert decide_retry(settings(retries=3), verdict(), own.marker).attempt == 1
+    assert own.record is None
+    assert decide_retry(settings(retries=3), verdict(), own.record).attempt == 1

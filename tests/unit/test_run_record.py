@@ -15,13 +15,13 @@ import re
 import pytest
 from airflow.configuration import conf as airflow_conf
 
-from airflow_resume_provider import conf, marker
+from airflow_resume_provider import conf, run_record
 from airflow_resume_provider.exceptions import SigningUnavailableError
-from airflow_resume_provider.marker import (
+from airflow_resume_provider.run_record import (
     MAX_RUN_ID_LENGTH,
     RESUME_RUN_PREFIX,
-    MarkerCheck,
-    RunMarker,
+    RunRecord,
+    RunRecordCheck,
     check,
     check_quietly,
     looks_resumed,
@@ -45,7 +45,7 @@ def deployment_secret(monkeypatch):
     monkeypatch.delenv("AIRFLOW__SCHEDULER__ALLOWED_RUN_ID_PATTERN", raising=False)
 
 
-def a_marker(**overrides) -> RunMarker:
+def a_record(**overrides) -> RunRecord:
     """The record of the first resume of SOURCE at 'transform', with the original run's context."""
     values = dict(
         parent_run_id=SOURCE,
@@ -60,7 +60,7 @@ def a_marker(**overrides) -> RunMarker:
         source={"dag_version": 3},
     )
     values.update(overrides)
-    return RunMarker(**values)
+    return RunRecord(**values)
 
 
 def stored(value):
@@ -68,18 +68,18 @@ def stored(value):
     return json.loads(json.dumps(value))
 
 
-def resumed_conf(run_id: str, record: RunMarker | None = None) -> dict:
+def resumed_conf(run_id: str, record: RunRecord | None = None) -> dict:
     """The conf of a resumed run the provider created under ``run_id``: user conf plus the signed record."""
-    return stored({"day": "2024-01-01", "__resume__": sign(DAG_ID, run_id, record or a_marker())})
+    return stored({"day": "2024-01-01", "__resume__": sign(DAG_ID, run_id, record or a_record())})
 
 
 def signed_raw(run_id: str, body: dict) -> dict:
     """A ``__resume__`` entry whose signature is valid for ``body`` (which need not be a valid record)."""
-    return {**body, "signature": marker._signature(marker._secret(), DAG_ID, run_id, body)}
+    return {**body, "signature": run_record._signature(run_record._secret(), DAG_ID, run_id, body)}
 
 
-def assert_ignored(result: MarkerCheck) -> None:
-    assert result.marker is None
+def assert_ignored(result: RunRecordCheck) -> None:
+    assert result.record is None
     assert result.lineage == {}
     assert result.ignored is not None
     assert "'__resume__'" in result.ignored
@@ -92,13 +92,13 @@ def assert_ignored(result: MarkerCheck) -> None:
 
 def test_signed_marker_verifies_for_its_run_after_a_json_round_trip():
     run_id = resumed_run_id(DAG_ID, SOURCE, SOURCE, 1)
-    record = a_marker(parent_failure=["transform", "ConnectionError", "timed out"])
+    record = a_record(parent_failure=["transform", "ConnectionError", "timed out"])
 
     result = check(DAG_ID, run_id, resumed_conf(run_id, record))
 
     assert result.ignored is None
-    assert result.marker == record
-    assert result.marker.params["tags"] == ["a", "Zoë"]
+    assert result.record == record
+    assert result.record.params["tags"] == ["a", "Zoë"]
     assert result.lineage == {
         "parent_run_id": SOURCE,
         "root_run_id": SOURCE,
@@ -111,22 +111,22 @@ def test_signed_marker_verifies_for_its_run_after_a_json_round_trip():
 
 def test_signature_does_not_depend_on_the_key_order_the_database_returns():
     run_id = resumed_run_id(DAG_ID, SOURCE, SOURCE, 1)
-    entry = sign(DAG_ID, run_id, a_marker())
+    entry = sign(DAG_ID, run_id, a_record())
     reordered = dict(reversed(list(entry.items())))
-    assert check(DAG_ID, run_id, {"__resume__": reordered}).marker == a_marker()
+    assert check(DAG_ID, run_id, {"__resume__": reordered}).record == a_record()
 
 
 @pytest.mark.parametrize("run_conf", [None, {}, {"day": "2024-01-01"}, ["__resume__"], "__resume__"])
 def test_a_run_without_a_resume_entry_is_a_normal_run_and_nothing_is_reported(run_conf):
-    assert check(DAG_ID, SOURCE, run_conf) == MarkerCheck(marker=None, ignored=None)
-    assert check_quietly(DAG_ID, SOURCE, run_conf) == MarkerCheck(marker=None, ignored=None)
+    assert check(DAG_ID, SOURCE, run_conf) == RunRecordCheck(record=None, ignored=None)
+    assert check_quietly(DAG_ID, SOURCE, run_conf) == RunRecordCheck(record=None, ignored=None)
 
 
 def test_a_marker_signed_for_one_run_is_ignored_on_another():
     run_a = resumed_run_id(DAG_ID, SOURCE, SOURCE, 1)
     copied = resumed_conf(run_a)  # e.g. pasted into "Trigger DAG w/ config" for a new run
 
-    assert check(DAG_ID, run_a, copied).marker is not None
+    assert check(DAG_ID, run_a, copied).record is not None
     assert_ignored(check(DAG_ID, OTHER_RUN, copied))
     assert_ignored(check("other_dag", run_a, copied))
 
@@ -253,19 +253,19 @@ def test_signing_key_takes_precedence_over_jwt_secret(monkeypatch):
     with_jwt_secret = resumed_conf(run_id)
 
     monkeypatch.setenv("AIRFLOW__RESUME__SIGNING_KEY", "dedicated-resume-key")
-    assert conf.marker_secret() == b"dedicated-resume-key"
+    assert conf.run_record_secret() == b"dedicated-resume-key"
     assert_ignored(check(DAG_ID, run_id, with_jwt_secret))
 
     with_signing_key = resumed_conf(run_id)
     monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "rotated-jwt-secret")
-    assert check(DAG_ID, run_id, with_signing_key).marker == a_marker()
+    assert check(DAG_ID, run_id, with_signing_key).record == a_record()
 
 
 def test_without_any_secret_check_refuses_to_decide(monkeypatch):
     run_id = "resume__manual__x__1__0123456789"
     run_conf = resumed_conf(run_id)
     monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "")
-    assert conf.marker_secret() == b""
+    assert conf.run_record_secret() == b""
 
     with pytest.raises(SigningUnavailableError) as err:
         check(DAG_ID, run_id, run_conf)
@@ -273,23 +273,23 @@ def test_without_any_secret_check_refuses_to_decide(monkeypatch):
     assert "[resume] signing_key" in str(err.value)
     assert "every Airflow component" in str(err.value)
     with pytest.raises(SigningUnavailableError):
-        sign(DAG_ID, run_id, a_marker())
+        sign(DAG_ID, run_id, a_record())
     with pytest.raises(SigningUnavailableError):
         resumed_run_id(DAG_ID, SOURCE, SOURCE, 1)
     # Nothing to verify: no error for a normal run.
-    assert check(DAG_ID, SOURCE, {"day": "2024-01-01"}) == MarkerCheck()
+    assert check(DAG_ID, SOURCE, {"day": "2024-01-01"}) == RunRecordCheck()
 
 
 def test_check_quietly_reports_an_unverifiable_marker_as_ignored(monkeypatch):
     run_id = "resume__manual__x__1__0123456789"
     run_conf = resumed_conf(run_id)
-    monkeypatch.setattr(conf, "marker_secret", lambda: b"")
+    monkeypatch.setattr(conf, "run_record_secret", lambda: b"")
 
     result = check_quietly(DAG_ID, run_id, run_conf)
-    assert result.marker is None
+    assert result.record is None
     assert result.ignored is not None
     assert "[api_auth] jwt_secret" in result.ignored
-    assert check_quietly(DAG_ID, SOURCE, {"day": "2024-01-01"}) == MarkerCheck()
+    assert check_quietly(DAG_ID, SOURCE, {"day": "2024-01-01"}) == RunRecordCheck()
 
 
 # --- the resumed run's id -----------------------------------------------------------------------------
@@ -395,7 +395,7 @@ def test_resuming_a_resumed_run_counts_on_from_its_root():
     second = resumed_run_id(DAG_ID, first, root, count)
     assert re.fullmatch(rf"resume__{re.escape(SOURCE)}__2__{TAG}", second)
 
-    second_marker = a_marker(parent_run_id=first, resume_count=2)
+    second_marker = a_record(parent_run_id=first, resume_count=2)
     third = next_in_chain(second, check(DAG_ID, second, resumed_conf(second, second_marker)))
     assert third == (SOURCE, 3)
 
@@ -403,6 +403,6 @@ def test_resuming_a_resumed_run_counts_on_from_its_root():
 def test_a_forged_marker_cannot_move_a_run_into_another_chain():
     forged = stored({"__resume__": {"parent_run_id": "victim", "root_run_id": "victim", "resume_count": 7}})
     own = check(DAG_ID, SOURCE, forged)
-    assert own.marker is None
+    assert own.record is None
     assert next_in_chain(SOURCE, own) == (SOURCE, 1)
     assert resumed_run_id(DAG_ID, SOURCE, *next_in_chain(SOURCE, own)).startswith(f"resume__{SOURCE}__1__")

@@ -3,7 +3,7 @@ The provider's record in a resumed run's conf: where the run comes from and the 
 
 It lives under ``conf["__resume__"]``, a place anyone who may trigger a run can also write. So the
 record is signed (HMAC-SHA256 over the DAG id, the run id and the record) with a secret that only the
-deployment's components hold (:func:`airflow_resume_provider.conf.marker_secret`), and only a record
+deployment's components hold (:func:`airflow_resume_provider.conf.run_record_secret`), and only a record
 whose signature verifies for *that* run is trusted. Any other ``__resume__`` value is ignored, and
 said to be ignored. The same secret tags the ids of resumed runs, so nobody can create a run under
 the id the provider will use for the resumed run of another (run-id squatting).
@@ -36,7 +36,7 @@ KIND_MANUAL: Kind = "manual"
 KIND_RETRY: Kind = "retry"
 
 
-class RunMarker(BaseModel):
+class RunRecord(BaseModel):
     """What the provider records in a run it created. Persisted JSON keys: never rename."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -57,17 +57,17 @@ class RunMarker(BaseModel):
 
 
 @dataclass(frozen=True)
-class MarkerCheck:
-    """The outcome of reading a run's conf: the trusted marker, or why a ``__resume__`` entry was ignored."""
+class RunRecordCheck:
+    """The outcome of reading a run's conf: the trusted run record, or why a ``__resume__`` entry was ignored."""
 
-    marker: RunMarker | None = None
+    record: RunRecord | None = None
     ignored: str | None = None
 
     @property
     def lineage(self) -> dict[str, Any]:
-        if self.marker is None:
+        if self.record is None:
             return {}
-        return self.marker.model_dump(
+        return self.record.model_dump(
             include={
                 "parent_run_id",
                 "root_run_id",
@@ -80,13 +80,14 @@ class MarkerCheck:
 
 
 def _secret() -> bytes:
-    secret = conf.marker_secret()
+    secret = conf.run_record_secret()
     if not secret:
         raise SigningUnavailableError(
             "Neither [resume] signing_key nor [api_auth] jwt_secret is set on this component, so resumed "
             "runs cannot be signed or verified. Set [api_auth] jwt_secret (or [resume] signing_key) to the "
             "same value on every Airflow component."
         )
+    # The derivation label and the payload's "marker" key below are persisted in every signature: never change.
     return hmac.new(secret, b"airflow-resume-provider/run-marker", hashlib.sha256).digest()
 
 
@@ -100,41 +101,41 @@ def _signature(key: bytes, dag_id: str, run_id: str, body: dict[str, Any]) -> st
     return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
 
 
-def sign(dag_id: str, run_id: str, marker: RunMarker) -> dict[str, Any]:
-    """The conf value for ``marker`` in run ``run_id``: its JSON form plus a signature bound to the run."""
-    body = marker.model_dump(mode="json")
+def sign(dag_id: str, run_id: str, record: RunRecord) -> dict[str, Any]:
+    """The conf value for ``record`` in run ``run_id``: its JSON form plus a signature bound to the run."""
+    body = record.model_dump(mode="json")
     return {**body, SIGNATURE_KEY: _signature(_secret(), dag_id, run_id, body)}
 
 
-def check(dag_id: str, run_id: str, run_conf: Any) -> MarkerCheck:
-    """The marker of a run, trusted only when the provider signed it for this very run."""
+def check(dag_id: str, run_id: str, run_conf: Any) -> RunRecordCheck:
+    """The run record of a run, trusted only when the provider signed it for this very run."""
     if not isinstance(run_conf, dict) or CONF_KEY not in run_conf:
-        return MarkerCheck()
+        return RunRecordCheck()
     raw = run_conf[CONF_KEY]
     ignored = (
         f"The run's conf has a {CONF_KEY!r} entry that this provider did not write for this run; it was "
         "ignored and the run is treated as a normal run."
     )
     if not isinstance(raw, dict) or not isinstance(raw.get(SIGNATURE_KEY), str):
-        return MarkerCheck(ignored=ignored)
+        return RunRecordCheck(ignored=ignored)
     body = {k: v for k, v in raw.items() if k != SIGNATURE_KEY}
     expected = _signature(_secret(), dag_id, run_id, body).encode()
     if not hmac.compare_digest(expected, raw[SIGNATURE_KEY].encode("utf-8", "replace")):
-        return MarkerCheck(ignored=ignored)
+        return RunRecordCheck(ignored=ignored)
     try:
-        return MarkerCheck(marker=RunMarker.model_validate(body))
+        return RunRecordCheck(record=RunRecord.model_validate(body))
     except ValidationError:
-        return MarkerCheck(ignored=ignored)
+        return RunRecordCheck(ignored=ignored)
 
 
-def check_quietly(dag_id: str, run_id: str, run_conf: Any) -> MarkerCheck:
+def check_quietly(dag_id: str, run_id: str, run_conf: Any) -> RunRecordCheck:
     """:func:`check`, where a component without the secret treats every entry as not verifiable."""
     try:
         return check(dag_id, run_id, run_conf)
     except SigningUnavailableError as err:
         if isinstance(run_conf, dict) and CONF_KEY in run_conf:
-            return MarkerCheck(ignored=str(err))
-        return MarkerCheck()
+            return RunRecordCheck(ignored=str(err))
+        return RunRecordCheck()
 
 
 def looks_resumed(run_id: str) -> bool:
@@ -164,8 +165,8 @@ def resumed_run_id(dag_id: str, source_run_id: str, root_run_id: str, count: int
     return run_id
 
 
-def next_in_chain(source_run_id: str, source: MarkerCheck) -> tuple[str, int]:
+def next_in_chain(source_run_id: str, source: RunRecordCheck) -> tuple[str, int]:
     """The root run and resume count of the run that resumes ``source_run_id``."""
-    if source.marker is not None:
-        return source.marker.root_run_id, source.marker.resume_count + 1
+    if source.record is not None:
+        return source.record.root_run_id, source.record.resume_count + 1
     return source_run_id, 1
