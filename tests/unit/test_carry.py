@@ -6,7 +6,7 @@ import json
 
 from airflow_resume_provider.resumability import decide
 from airflow_resume_provider.ui.page import carried
-from tests.unit.test_resumability import facts
+from tests.unit.builders import facts
 
 JOB = {"key": "remote_job_id", "value": "spark-2026-0042", "map_index": -1}
 
