@@ -393,6 +393,8 @@ def check_command(args: Any) -> None:
 
 def cleanup_command(args: Any) -> None:
     """Delete the state files of runs that ended more than N days ago, after showing them and asking."""
+    from datetime import datetime, timezone
+
     from airflow.utils.session import create_session
 
     from airflow_resume_provider import conf, retention
@@ -419,6 +421,13 @@ def cleanup_command(args: Any) -> None:
             "included the failure of a minute ago. Give a number of days of at least 1.",
             file=sys.stderr,
         )
+        sys.exit(EXIT_ERROR)
+    try:
+        retention.cutoff_for(days)
+    except OverflowError:
+        option = "--older-than-days" if args.older_than_days is not None else "[resume] retention_days"
+        most = (datetime.now(timezone.utc) - datetime.min.replace(tzinfo=timezone.utc)).days
+        print(f"Refused: {option} {days} is too large: give at most {most} days.", file=sys.stderr)
         sys.exit(EXIT_ERROR)
     with create_session() as session:
         planned = retention.plan(session, days, dag_id=args.dag_id)

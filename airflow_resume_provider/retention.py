@@ -12,12 +12,21 @@ the restored tasks of that run take their state from these files. Each run's fil
 own folder, the directory its log filename template gives for the run, in every folder state may be kept
 in (:func:`airflow_resume_provider.state.storage.roots`). Just before its files are deleted, each run is
 read again from the DB: a run cleared and running again, or resumed meanwhile, keeps its state. Only
-the files that were listed (and shown) are deleted.
+the files that were listed (and shown) are deleted, and only regular files inside those folders: a
+symbolic link below a folder is never followed, nor deleted.
+
+Bounded at any number of runs: runs are read :data:`BATCH_SIZE` at a time (keyset pagination, only the
+columns needed, the conf only of runs shaped like resumed runs), each DAG version is deserialized at most
+once and only its answer is kept, and only runs with state files are held until the end.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
+import stat
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -34,7 +43,7 @@ from airflow_resume_provider.state.paths import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from sqlalchemy.orm import Session
 
@@ -44,6 +53,10 @@ if TYPE_CHECKING:
 STATE_FILE_SUFFIXES = (STATE_SUFFIX, KILLED_SUFFIX)
 #: Run states whose end is final; queued and running runs are never touched.
 FINISHED_STATES = ("success", "failed")
+#: Runs read from the metadata DB per query (a few MB of rows; fewer queries, each of which sorts the rest).
+BATCH_SIZE = 5000
+#: How old the list of chains of resumed runs still in use may be when a run's files are deleted.
+CHAINS_REFRESH_SECONDS = 1.0
 
 
 # --- expiry (pure) ----------------------------------------------------------------------------------
@@ -113,14 +126,19 @@ def _folder_before_task(rendered: str) -> str:
     return head[: head.rfind("/") + 1]
 
 
+@functools.lru_cache(maxsize=64)
+def _has_run_folder(template: str) -> bool:
+    probe = _folder_before_task(_render(template, _DAG, _RUN))
+    return _DAG in probe and _RUN in probe
+
+
 def run_folder_relpath(template: str, dag_id: str, run_id: str) -> str | None:
     """
     The folder (relative, ending in ``/``) that ``template`` puts every file of one run in, and no file
     of another run or DAG; None when the template has no such folder (e.g. ``<dag>/<task>/<run>/...``).
     """
     try:
-        probe = _folder_before_task(_render(template, _DAG, _RUN))
-        if _DAG not in probe or _RUN not in probe:
+        if not _has_run_folder(template):
             return None
         folder = _folder_before_task(_render(template, dag_id, run_id))
     except ValueError:  # a template the state path cannot be built from laid out no state file
@@ -160,13 +178,13 @@ def human_bytes(size: int) -> str:
 # --- what a cleanup finds ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateFile:
     location: StateLocation
     size: int
 
 
-@dataclass
+@dataclass(slots=True)
 class ExpiredRun:
     """A finished run that ended before the cutoff, and its state files."""
 
@@ -238,19 +256,58 @@ class Cleanup:
         return f"{self.files} state files, {human_bytes(self.size)}, of {with_files} {self.runs_text()}"
 
 
+class LinkNotFollowed(Exception):
+    """A path below a state or log folder passes through a symbolic link: cleanup does not follow it."""
+
+
+def _link_below(root: str, path: str) -> str | None:
+    """
+    The first part of ``path`` below the folder ``root`` that is a symbolic link (relative to ``root``),
+    or None. ``root`` itself may be a link (a configured folder); a path outside it counts as one.
+    """
+    root = root.rstrip(os.sep)
+    rel = path[len(root) + 1 :] if path.startswith(root + os.sep) else os.path.relpath(path, root)
+    if rel in ("", os.curdir):
+        return None
+    if os.pardir in rel.split(os.sep):
+        return rel
+    current = root
+    for part in rel.split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            return os.path.relpath(current, root)
+    return None
+
+
 def _local_file(path: str) -> StateFile | None:
+    """The regular file at ``path`` (a symbolic link is not one), or None."""
     try:
-        stat = os.stat(path)
+        info = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    return StateFile(StateLocation(url="file://" + path), stat.st_size)
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return StateFile(StateLocation(url="file://" + path), info.st_size)
 
 
-def list_folder(folder: StateLocation) -> list[StateFile]:
-    """The state files anywhere under ``folder`` (a run's folder); nothing else."""
+def list_folder(folder: StateLocation, root: str | None = None) -> list[StateFile]:
+    """
+    The state files anywhere under ``folder`` (a run's folder); nothing else. Locally only regular files,
+    and no symbolic link is followed: one on the way from ``root`` (the local state or log folder it
+    lies in) to ``folder`` raises :class:`LinkNotFollowed`.
+    """
     found: list[StateFile] = []
     if folder.is_local:
-        for directory, _, names in os.walk(folder.local_path):
+        top = folder.local_path
+        try:
+            os.lstat(top)
+        except (FileNotFoundError, NotADirectoryError):
+            return found  # most old runs: one call, no walk
+        if root is not None and (link := _link_below(root, top)):
+            raise LinkNotFollowed(
+                f"{link} is a symbolic link; it is not followed and nothing under it is deleted"
+            )
+        for directory, _, names in os.walk(top):  # does not descend into linked folders
             for name in sorted(names):
                 if is_state_file(name) and (file := _local_file(os.path.join(directory, name))):
                     found.append(file)
@@ -265,12 +322,18 @@ def list_folder(folder: StateLocation) -> list[StateFile]:
     return found
 
 
-def list_files(locations: list[StateLocation]) -> list[StateFile]:
-    """Those of ``locations`` that exist, with their size and time."""
+def list_files(locations: list[StateLocation], root: str | None = None) -> list[StateFile]:
+    """
+    Those of ``locations`` that exist, with their size. Locally only regular files reached from ``root``
+    (the local folder they lie in) without a symbolic link.
+    """
     found: list[StateFile] = []
     for location in locations:
         if location.is_local:
-            if file := _local_file(location.local_path):
+            path = location.local_path
+            if root is not None and _link_below(root, os.path.dirname(path)):
+                continue
+            if file := _local_file(path):
                 found.append(file)
             continue
         handle = storage.object_path(location)
@@ -300,46 +363,70 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _old_runs(session: Session, cutoff: datetime, dag_id: str | None) -> list[_Row]:
+def _old_runs(session: Session, cutoff: datetime, dag_id: str | None) -> Iterator[_Row]:
+    """
+    Finished runs that ended before ``cutoff``, by DAG and end, :data:`BATCH_SIZE` per query (keyset
+    pagination on DAG, end and id). The conf is read only of runs shaped like resumed runs: only a
+    resumed run carries a signed record of its chain (see :func:`_root`).
+    """
     from airflow.models.dagrun import DagRun
-    from sqlalchemy import select
+    from sqlalchemy import case, select, tuple_
 
+    resumed = DagRun.run_id.startswith(run_record.RESUME_RUN_PREFIX, autoescape=True)
     query = select(
         DagRun.dag_id,
-        DagRun.run_id,
         DagRun.end_date,
+        DagRun.id,
+        DagRun.run_id,
         DagRun.created_dag_version_id,
         DagRun.log_template_id,
-        DagRun.conf,
+        case((resumed, DagRun.conf), else_=None),
     ).where(DagRun.end_date < cutoff, DagRun.state.in_(FINISHED_STATES))
     if dag_id:
         query = query.where(DagRun.dag_id == dag_id)
-    return [
-        _Row(d, r, _aware(e), v, t, c)
-        for d, r, e, v, t, c in session.execute(query.order_by(DagRun.dag_id, DagRun.end_date))
-    ]
+    query = query.order_by(DagRun.dag_id, DagRun.end_date, DagRun.id).limit(BATCH_SIZE)
+    after: tuple[Any, ...] | None = None
+    while True:
+        page = (
+            query if after is None else query.where(tuple_(DagRun.dag_id, DagRun.end_date, DagRun.id) > after)
+        )
+        rows = session.execute(page).all()
+        for d, e, _, r, v, t, c in rows:
+            yield _Row(d, r, _aware(e), v, t, c)
+        if len(rows) < BATCH_SIZE:
+            return
+        after = tuple(rows[-1][:3])
 
 
-def _resume_was_enabled(session: Session, rows: list[_Row]) -> Callable[[_Row], bool]:
-    """Whether the DAG version each run was created with had resume enabled (else: nothing was captured)."""
-    from airflow.models.dagbag import DBDagBag
+class _ResumeWasEnabled:
+    """
+    Whether the DAG version a run was created with had resume enabled (else: nothing was captured).
+    Each version is deserialized at most once, and only the answer is kept.
+    """
 
-    from airflow_resume_provider.compat import dag_of_version
-    from airflow_resume_provider.settings import settings_for
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.known: dict[tuple[str, Any], bool] = {}
 
-    bag = DBDagBag()
-    enabled: dict[tuple[str, Any], bool] = {}
-    for row in rows:
+    def __call__(self, row: _Row) -> bool:
         key = (row.dag_id, row.version_id)
-        if key in enabled:
-            continue
+        if key not in self.known:
+            self.known[key] = self._read(row.dag_id, row.version_id)
+        return self.known[key]
+
+    def _read(self, dag_id: str, version_id: Any) -> bool:
+        from airflow.models.dagbag import DBDagBag
+
+        from airflow_resume_provider.compat import dag_of_version
+        from airflow_resume_provider.settings import settings_for
+
+        bag = DBDagBag()  # one per version: a bag keeps every DAG it read, this one is dropped at once
         try:
-            dag = dag_of_version(bag, row.version_id, session=session) if row.version_id else None
-            dag = dag or bag.get_latest_version_of_dag(row.dag_id, session=session)
-            enabled[key] = dag is not None and settings_for(dag).enabled
+            dag = dag_of_version(bag, version_id, session=self.session) if version_id else None
+            dag = dag or bag.get_latest_version_of_dag(dag_id, session=self.session)
+            return dag is not None and settings_for(dag).enabled
         except Exception:  # an invalid resume param: the DAG was an import error, nothing was captured
-            enabled[key] = False
-    return lambda row: enabled[(row.dag_id, row.version_id)]
+            return False
 
 
 def _root(dag_id: str, run_id: str, run_conf: Any) -> str:
@@ -364,7 +451,29 @@ def _chains_in_use(session: Session, dag_ids: set[str], cutoff: datetime) -> set
     return {(dag_id, _root(dag_id, run_id, run_conf)) for dag_id, run_id, run_conf in rows}
 
 
-def _still_old(session: Session, run: ExpiredRun, cutoff: datetime) -> str | None:
+class _ChainsInUse:
+    """
+    :func:`_chains_in_use` of one DAG at a time, read again when older than ``max_age`` seconds (one
+    query per DAG and second while deleting, not one per run: the query reads every resumed run of the
+    DAG).
+    """
+
+    def __init__(self, cutoff: datetime, max_age: float) -> None:
+        self.cutoff = cutoff
+        self.max_age = max_age
+        self.read: dict[str, tuple[float, set[str]]] = {}
+
+    def roots(self, session: Session, dag_id: str) -> set[str]:
+        now = time.monotonic()
+        known = self.read.get(dag_id)
+        if known is None or now - known[0] > self.max_age:
+            roots = {root for _, root in _chains_in_use(session, {dag_id}, self.cutoff)}
+            self.read = {dag_id: (now, roots)}  # runs come DAG by DAG: keep only the current one
+            return roots
+        return known[1]
+
+
+def _still_old(session: Session, run: ExpiredRun, cutoff: datetime, chains: _ChainsInUse) -> str | None:
     """Why ``run``'s state must be kept after all (read again now), or None."""
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
@@ -380,7 +489,7 @@ def _still_old(session: Session, run: ExpiredRun, cutoff: datetime) -> str | Non
     if state not in FINISHED_STATES or end_date is None or _aware(end_date) >= cutoff:
         return f"the run is {state} again (cleared or rerun) since it was listed"
     root = _root(run.dag_id, run.run_id, run_conf)
-    if (run.dag_id, root) in _chains_in_use(session, {run.dag_id}, cutoff):
+    if root in chains.roots(session, run.dag_id):
         return f"a run resumed from it (chain of run {root!r}) was created since it was listed"
     return None
 
@@ -424,10 +533,11 @@ def _run_files(
     for root in roots:
         if storage.folder_problem(root.url):
             continue  # a log backend without files (CloudWatch, ...): no state was kept there
+        local_root = StateLocation(url=root.url).local_path if root.url.startswith("file://") else None
         try:
             if folder is not None:
                 found = list_folder(
-                    StateLocation(url=f"{root.url}/{folder.rstrip('/')}", conn_id=root.conn_id)
+                    StateLocation(url=f"{root.url}/{folder.rstrip('/')}", conn_id=root.conn_id), local_root
                 )
             else:
                 found = list_files(
@@ -437,7 +547,8 @@ def _run_files(
                         for rel in attempt_relpaths(
                             run.template, run.dag_id, run.run_id, task_id, map_index, tries
                         )
-                    ]
+                    ],
+                    local_root,
                 )
         except Exception as err:
             errors.append(
@@ -458,18 +569,23 @@ def plan(
     """
     if older_than_days <= 0:
         raise ValueError("older_than_days must be greater than 0: 0 would delete the state of every run")
-    now = now or datetime.now(timezone.utc)
-    result = Cleanup(older_than_days, now - timedelta(days=older_than_days), dag_id)
-    rows = _old_runs(session, result.cutoff, dag_id)
-    enabled = _resume_was_enabled(session, rows)
-    rows = [row for row in rows if enabled(row)]
-    in_use = _chains_in_use(session, {row.dag_id for row in rows}, result.cutoff)
+    try:
+        cutoff = cutoff_for(older_than_days, now)
+    except OverflowError:
+        raise ValueError(
+            f"older_than_days {older_than_days} is too large: no date is that long ago"
+        ) from None
+    result = Cleanup(older_than_days, cutoff, dag_id)
+    enabled = _ResumeWasEnabled(session)
+    chains = _ChainsInUse(result.cutoff, max_age=float("inf"))  # one read per DAG while listing
     templates = _templates(session)
     current = conf.log_filename_template()
     roots = storage.roots()
-    for row in rows:
+    for row in _old_runs(session, result.cutoff, dag_id):
+        if not enabled(row):
+            continue
         root = _root(row.dag_id, row.run_id, row.conf)
-        if (row.dag_id, root) in in_use:
+        if root in chains.roots(session, row.dag_id):
             result.kept.append(
                 (
                     row.dag_id,
@@ -482,34 +598,101 @@ def plan(
         run = ExpiredRun(row.dag_id, row.run_id, row.end_date, templates.get(row.log_template_id, current))
         run.files, errors = _run_files(session, run, roots)
         result.errors.extend(errors)
-        result.runs.append(run)
+        if run.files:  # a run without files has nothing to show or delete: not kept in memory
+            result.runs.append(run)
     return result
 
 
 def delete_state(session_factory: Callable[[], Any], planned: Cleanup) -> Cleanup:
     """
     Delete the state files :func:`plan` listed (and nothing else), run by run, each run read again just
-    before: one no longer finished or ended before the cutoff, or resumed meanwhile, keeps its state.
+    before: one no longer finished or ended before the cutoff, or resumed meanwhile, keeps its state
+    (the DAG's chains of resumed runs in use are read at most :data:`CHAINS_REFRESH_SECONDS` before).
+    Local files are deleted only as regular files reached without following a symbolic link.
     Returns what was deleted.
     """
     done = Cleanup(planned.older_than_days, planned.cutoff, planned.dag_id, kept=list(planned.kept))
     done.errors = list(planned.errors)
-    for run in planned.runs:
-        if not run.files:
-            continue
-        with session_factory() as session:
-            keep = _still_old(session, run, planned.cutoff)
-        if keep:
-            done.kept.append((run.dag_id, run.run_id, keep))
-            continue
-        deleted = ExpiredRun(run.dag_id, run.run_id, run.end_date, run.template)
-        for file in run.files:
-            try:
-                storage.delete(file.location)
-            except Exception as err:
-                done.errors.append(f"could not delete {file.location.url}: {type(err).__name__}: {err}")
-                continue
-            deleted.files.append(file)
-        done.runs.append(deleted)
+    chains = _ChainsInUse(planned.cutoff, max_age=CHAINS_REFRESH_SECONDS)
+    local_roots = [r.url for r in storage.roots() if r.url.startswith("file://")]
+    with session_factory() as session:
+        for run in planned.runs:
+            if run.files:
+                _delete_run(session, run, planned.cutoff, chains, local_roots, done)
     done.deleted = True
     return done
+
+
+def _delete_run(
+    session: Session,
+    run: ExpiredRun,
+    cutoff: datetime,
+    chains: _ChainsInUse,
+    local_roots: list[str],
+    done: Cleanup,
+) -> None:
+    keep = _still_old(session, run, cutoff, chains)
+    session.commit()  # end the read: the next run is read afresh, and no lock is held while deleting
+    if keep:
+        done.kept.append((run.dag_id, run.run_id, keep))
+        return
+    deleted = ExpiredRun(run.dag_id, run.run_id, run.end_date, run.template)
+    for file in run.files:
+        try:
+            if file.location.is_local:
+                _delete_local(file.location.url, local_roots)
+            else:
+                storage.delete(file.location)
+        except Exception as err:
+            done.errors.append(f"could not delete {file.location.url}: {type(err).__name__}: {err}")
+            continue
+        deleted.files.append(file)
+    done.runs.append(deleted)
+
+
+def cutoff_for(older_than_days: int, now: datetime | None = None) -> datetime:
+    """When runs must have ended to be cleaned up; OverflowError when no date is that long ago."""
+    return (now or datetime.now(timezone.utc)) - timedelta(days=older_than_days)
+
+
+def _delete_local(url: str, root_urls: list[str]) -> None:
+    """
+    Delete the regular file at ``url`` inside the deepest of ``root_urls`` it lies in, reaching it folder
+    by folder without following a symbolic link (``O_NOFOLLOW``), so a folder swapped for a link after
+    it was listed is not followed either. A missing file is fine.
+    """
+    roots = [r for r in root_urls if url.startswith(r.rstrip("/") + "/")]
+    if not roots:
+        raise LinkNotFollowed("it is not inside a state or log folder")
+    root = max(roots, key=len).rstrip("/")
+    parts = url[len(root) + 1 :].split("/")
+    if any(part in ("", os.curdir, os.pardir) for part in parts):
+        raise LinkNotFollowed("its path is not a plain path inside the folder")
+    try:
+        folder = os.open(root[len("file://") :], os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        return
+    try:
+        for depth, part in enumerate(parts[:-1], start=1):
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+            except FileNotFoundError:
+                return
+            except OSError as err:
+                if err.errno in (errno.ELOOP, errno.ENOTDIR):  # a link (O_NOFOLLOW) or a file
+                    where = "/".join(parts[:depth])
+                    raise LinkNotFollowed(
+                        f"{where} is a symbolic link or not a folder; not followed"
+                    ) from None
+                raise
+            os.close(folder)
+            folder = inner
+        try:
+            info = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(info.st_mode):
+            raise LinkNotFollowed("it is not a regular file (a symbolic link?); not deleted")
+        os.unlink(parts[-1], dir_fd=folder)
+    finally:
+        os.close(folder)

@@ -9,7 +9,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from airflow_resume_provider import background, manual_kill
+from airflow_resume_provider import background, guard, manual_kill
 
 MESSAGE = "TaskInstance's state was manually set to `failed`."
 
@@ -47,7 +47,9 @@ def test_500_kill_file_writes_use_at_most_the_pools_threads_and_never_block(monk
     assert len(threads) <= background.MAX_WORKERS
 
 
-def test_a_job_that_raises_leaves_the_pool_working():
+def test_a_job_that_raises_is_logged_and_leaves_the_pool_working(monkeypatch):
+    logged = threading.Semaphore(0)
+    monkeypatch.setattr(guard.log, "warning", lambda *args, **kwargs: logged.release())
     done = threading.Event()
 
     def broken():
@@ -55,5 +57,7 @@ def test_a_job_that_raises_leaves_the_pool_working():
 
     for _ in range(background.MAX_WORKERS * 2):
         background.submit(broken)
+    for _ in range(background.MAX_WORKERS * 2):
+        assert logged.acquire(timeout=10)
     background.submit(done.set)
     assert done.wait(10)

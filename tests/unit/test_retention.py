@@ -7,13 +7,16 @@ Templates are Airflow's default and the shapes deployments use; files are real f
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta, timezone
+from unittest import mock
 
 import pytest
 
 from airflow_resume_provider.retention import (
     Cleanup,
     ExpiredRun,
+    LinkNotFollowed,
     StateFile,
     attempt_relpaths,
     expired_reason,
@@ -180,3 +183,143 @@ def test_without_a_run_folder_only_the_named_files_that_exist_are_listed(tmp_pat
     )
     found = list_files([StateLocation(url=f"file://{tmp_path}/{rel}") for rel in names])
     assert [(f.location.url, f.size) for f in found] == [(f"file://{tmp_path}/etl/load/r1/1.resume.json", 33)]
+
+
+# --- symbolic links: only regular files inside the folder are ever listed or deleted ---------------
+
+
+def _outside(tmp_path):
+    """A folder outside the state folder, holding files named like state: they must stay."""
+    outside = tmp_path / "outside"
+    (outside / "task_id=extract").mkdir(parents=True)
+    (outside / "task_id=extract" / "attempt=1.resume.json").write_text("not yours")
+    (outside / "secret.resume.json").write_text("not yours either")
+    return outside
+
+
+def _planned(root, run_folder):
+    """What a cleanup lists in ``run_folder`` (under ``root``), as :func:`plan` lists it."""
+    run = ExpiredRun(
+        "etl", "r1", ENDED, "t", list_folder(StateLocation(url=f"file://{run_folder}"), str(root))
+    )
+    return Cleanup(35, ENDED, None, runs=[run])
+
+
+@pytest.fixture
+def delete_without_db(monkeypatch, tmp_path):
+    """:func:`delete_state` with ``tmp_path/state`` as the only state folder and every run still old."""
+    from airflow_resume_provider import retention
+    from airflow_resume_provider.state import storage
+    from airflow_resume_provider.state.paths import StateRoot
+
+    root = tmp_path / "state"
+    root.mkdir()
+    monkeypatch.setattr(storage, "roots", lambda: [StateRoot(f"file://{root}")])
+    monkeypatch.setattr(retention, "_still_old", lambda *args: None)
+
+    def delete(planned):
+        return retention.delete_state(lambda: contextlib.nullcontext(mock.Mock()), planned)
+
+    return root, delete
+
+
+def test_a_run_folder_that_is_a_symlink_is_not_followed_and_nothing_outside_is_listed(tmp_path):
+    outside = _outside(tmp_path)
+    root = tmp_path / "state"
+    (root / "dag_id=etl").mkdir(parents=True)
+    (root / "dag_id=etl" / "run_id=r1").symlink_to(outside, target_is_directory=True)
+
+    with pytest.raises(LinkNotFollowed) as refused:
+        list_folder(StateLocation(url=f"file://{root}/dag_id=etl/run_id=r1"), str(root))
+    assert str(refused.value) == (
+        "dag_id=etl/run_id=r1 is a symbolic link; it is not followed and nothing under it is deleted"
+    )
+    assert str(tmp_path) not in str(refused.value)  # named relative to the state folder
+    # The same holds for a DAG folder that is a link, and for the per-attempt listing.
+    (root / "dag_id=etl" / "run_id=r1").unlink()
+    (root / "dag_id=etl").rmdir()
+    (root / "dag_id=etl").symlink_to(tmp_path / "outside", target_is_directory=True)
+    with pytest.raises(LinkNotFollowed):
+        list_folder(StateLocation(url=f"file://{root}/dag_id=etl/task_id=extract"), str(root))
+    named = [StateLocation(url=f"file://{root}/dag_id=etl/task_id=extract/attempt=1.resume.json")]
+    assert list_files(named, str(root)) == []
+    assert (outside / "task_id=extract" / "attempt=1.resume.json").read_text() == "not yours"
+
+
+def test_symlinked_files_and_folders_inside_a_run_are_neither_listed_nor_deleted(tmp_path, delete_without_db):
+    outside = _outside(tmp_path)
+    root, delete = delete_without_db
+    run = root / "dag_id=etl" / "run_id=r1"
+    (run / "task_id=load").mkdir(parents=True)
+    (run / "task_id=load" / "attempt=1.resume.json").write_text("{}")
+    (run / "task_id=load" / "attempt=2.resume.json").symlink_to(outside / "secret.resume.json")
+    (run / "task_id=extract").symlink_to(outside / "task_id=extract", target_is_directory=True)
+
+    planned = _planned(root, run)
+    assert [f.location.url for f in planned.runs[0].files] == [
+        f"file://{run}/task_id=load/attempt=1.resume.json"
+    ]
+    done = delete(planned)
+    assert (done.files, done.errors) == (1, [])
+    assert not (run / "task_id=load" / "attempt=1.resume.json").exists()
+    assert (run / "task_id=load" / "attempt=2.resume.json").is_symlink()  # the link itself stays too
+    assert (outside / "secret.resume.json").read_text() == "not yours either"
+    assert (outside / "task_id=extract" / "attempt=1.resume.json").read_text() == "not yours"
+
+
+def test_a_folder_swapped_for_a_symlink_after_listing_is_not_followed_when_deleting(
+    tmp_path, delete_without_db
+):
+    outside = _outside(tmp_path)
+    root, delete = delete_without_db
+    run = root / "dag_id=etl" / "run_id=r1"
+    (run / "task_id=extract").mkdir(parents=True)
+    (run / "task_id=extract" / "attempt=1.resume.json").write_text("{}")
+    planned = _planned(root, run)
+    assert planned.files == 1
+
+    # Between the listing (and the confirmation) and the deletion, the run folder becomes a link.
+    (run / "task_id=extract" / "attempt=1.resume.json").unlink()
+    (run / "task_id=extract").rmdir()
+    run.rmdir()
+    run.symlink_to(outside, target_is_directory=True)
+    done = delete(planned)
+    assert done.files == 0
+    assert len(done.errors) == 1
+    assert (
+        "LinkNotFollowed: dag_id=etl/run_id=r1 is a symbolic link or not a folder; not followed"
+        in done.errors[0]
+    )
+    assert (outside / "task_id=extract" / "attempt=1.resume.json").read_text() == "not yours"
+
+    # A file swapped for a link is not deleted either (neither the link nor what it points to).
+    run.unlink()
+    (run / "task_id=extract").mkdir(parents=True)
+    (run / "task_id=extract" / "attempt=1.resume.json").symlink_to(outside / "secret.resume.json")
+    done = delete(planned)
+    assert done.files == 0
+    assert "it is not a regular file (a symbolic link?); not deleted" in done.errors[0]
+    assert (run / "task_id=extract" / "attempt=1.resume.json").is_symlink()
+    assert (outside / "secret.resume.json").read_text() == "not yours either"
+
+
+# --- days that no date is that long ago --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("days", [3_000_000, 10**30])
+def test_older_than_days_that_overflows_is_refused_in_one_line_naming_the_option(days, capsys):
+    from argparse import Namespace
+
+    from airflow_resume_provider.cli import cleanup_command
+    from airflow_resume_provider.retention import plan
+
+    args = Namespace(older_than_days=days, dag_id=None, dry_run=True, yes=False, output="text")
+    with pytest.raises(SystemExit) as exited:
+        cleanup_command(args)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"Refused: --older-than-days {days} is too large: give at most ")
+    assert "Traceback" not in err
+    with pytest.raises(ValueError, match=f"older_than_days {days} is too large"):
+        plan(None, days)  # type: ignore[arg-type]
