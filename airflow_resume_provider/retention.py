@@ -32,7 +32,6 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import conf, run_record
-from airflow_resume_provider.exceptions import ResumeError
 from airflow_resume_provider.manual_kill import KILLED_SUFFIX
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.paths import (
@@ -82,11 +81,7 @@ def expired_reason(where: str, end_date: datetime | None, days: int, now: dateti
 
 def state_expired(where: str, end_date: datetime | None) -> str | None:
     """:func:`expired_reason` under ``[resume] retention_days``, now. Reads no state file."""
-    try:
-        days = conf.retention_days()
-    except ValueError as err:
-        raise ResumeError(f"{where}: cannot tell whether its state expired: {err}.") from None
-    return expired_reason(where, end_date, days, datetime.now(timezone.utc))
+    return expired_reason(where, end_date, conf.retention_days(), datetime.now(timezone.utc))
 
 
 # --- where a run's files are (pure) -----------------------------------------------------------------
