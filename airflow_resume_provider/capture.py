@@ -287,9 +287,11 @@ def _write(ti: RuntimeTaskInstance, record: StateRecord, handle: Any | None = No
     )
     timeout = conf.capture_timeout()
     if handle is None:
-        handle = run_bounded(lambda: storage.prepare(location), timeout, f"Opening {location.url}")
+        handle = run_bounded(
+            lambda: storage.prepare(location), timeout, f"Opening {storage.shown(location.url)}"
+        )
     data, digest = storage.encode(record, conf.signing_key())
-    run_bounded(lambda: storage.write_bytes(handle, data), timeout, f"Writing {location.url}")
+    run_bounded(lambda: storage.write_bytes(handle, data), timeout, f"Writing {storage.shown(location.url)}")
     return handle, location.url, digest
 
 
@@ -333,7 +335,7 @@ def _capture_attempt(ti: RuntimeTaskInstance) -> bool:
         _record_capture_error(ti, str(err))
         return False
     except Exception as err:
-        _record_capture_error(ti, f"{type(err).__name__}: {err}")
+        _record_capture_error(ti, storage.describe_error(err))
         return False
     _written[_attempt_key(ti)] = (handle, record)
     announcement = {"path": url, "digest": digest, "xcom_keys": keys, "map_index": _map_index(ti)}
@@ -341,7 +343,9 @@ def _capture_attempt(ti: RuntimeTaskInstance) -> bool:
         ti.xcom_push(XCOM_STATE_REF, announcement)
     except Exception as err:
         _record_capture_error(
-            ti, f"the state file was written to {url} but could not be announced: {type(err).__name__}: {err}"
+            ti,
+            f"the state file was written to {storage.shown(url)} but could not be announced: "
+            f"{storage.describe_error(err)}",
         )
         return False
     # Tracked only once announced: keys the task pushes later are added to what was announced.
@@ -377,7 +381,11 @@ def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -
     try:
         _write(ti, updated, handle)
     except Exception as err:
-        _record_capture_error(ti, f"the failure could not be added to the state file: {err}", STAGE_FAILURE)
+        _record_capture_error(
+            ti,
+            f"the failure could not be added to the state file: {storage.describe_error(err)}",
+            STAGE_FAILURE,
+        )
         return
     _written[key] = (handle, updated)
 

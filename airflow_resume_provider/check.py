@@ -112,12 +112,14 @@ def _probe(folder: StateLocation, report: CheckReport) -> str:
         storage.write_bytes(storage.prepare(target), payload)
         read = storage.read_bytes(target)
     except Exception as err:
-        report.problems.append(f"could not write and read {target.url}: {type(err).__name__}: {err}")
+        report.problems.append(
+            f"could not write and read {PROBE_FOLDER}/{name}: {storage.describe_error(err)}"
+        )
         return "failed"
     finally:
         with contextlib.suppress(Exception):
             storage.delete(target)
     if read != payload:
-        report.problems.append(f"{target.url} read back different bytes than were written")
+        report.problems.append(f"{PROBE_FOLDER}/{name} read back different bytes than were written")
         return "failed"
     return f"wrote, read back and deleted {PROBE_FOLDER}/{name}"

@@ -14,6 +14,8 @@ from typing import Any
 
 from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
+from airflow_resume_provider.display import terminal_safe
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_NOT_RESUMABLE = 3
@@ -123,18 +125,31 @@ def _quiet_logs(args: Any) -> None:
         os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
 
+def _say(text: str, file: Any = None) -> None:
+    """Print text for people: values from runs, tasks, state files and markers can hold control
+    characters (a failure message that clears the screen or fakes a line), shown escaped. Each line
+    is escaped apart: a value that may hold a line break is escaped (``terminal_safe``) where the
+    text is put together."""
+    print("\n".join(terminal_safe(line) for line in str(text).split("\n")), file=file)
+
+
+def _table(rows: list[dict[str, Any]], file: Any = None) -> None:
+    from airflow.cli.simple_table import AirflowConsole
+
+    safe = [{name: terminal_safe(value, markup=True) for name, value in row.items()} for row in rows]
+    AirflowConsole(file=file).print_as(safe, output="table")
+
+
 def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None = None) -> None:
     """JSON for scripts (``-o json``: the API's exact shape and types); else a line and the plan as a table."""
     if args.output == "json":
         print(json.dumps(payload, indent=2, default=str), file=_json_out, flush=True)
         return
-    print(text)
+    _say(text)
     if plan:
-        from airflow.cli.simple_table import AirflowConsole
-
         from airflow_resume_provider.ui.page import carried, map_summary
 
-        AirflowConsole().print_as(
+        _table(
             [
                 {
                     "task": step.task_id,
@@ -145,8 +160,7 @@ def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None
                     "reattaches to": ", ".join(carried(entry) for entry in step.carries),
                 }
                 for step in plan
-            ],
-            output="table",
+            ]
         )
 
 
@@ -170,10 +184,10 @@ def status_command(args: Any) -> None:
         with create_session() as session:
             verdict = assess(session, args.dag_id, args.run_id, from_task_id=args.from_task)
     except RunNotFoundError as err:
-        print(str(err), file=sys.stderr)
+        _say(str(err), file=sys.stderr)
         sys.exit(EXIT_NOT_FOUND)
     except ResumeError as err:
-        print(str(err), file=sys.stderr)
+        _say(str(err), file=sys.stderr)
         sys.exit(EXIT_ERROR)
     payload = verdict.to_dict()
     if verdict.resumable:
@@ -181,7 +195,8 @@ def status_command(args: Any) -> None:
         if verdict.resumed_run_id:
             head += f" Already resumed as {verdict.resumed_run_id!r}."
     else:
-        head = f"Not resumable ({verdict.reason_code}): {verdict.reason}"
+        head = f"Not resumable ({verdict.reason_code}): {terminal_safe(verdict.reason)}"
+    head += "".join(f"\nWarning: {terminal_safe(warning)}" for warning in verdict.warnings)
     _print(args, payload, head, verdict.plan.tasks)
     sys.exit(EXIT_OK if verdict.resumable else EXIT_NOT_RESUMABLE)
 
@@ -208,15 +223,17 @@ def run_command(args: Any) -> None:
                 triggered_by="cli",
             )
     except RunNotFoundError as err:
-        print(str(err), file=sys.stderr)
+        _say(str(err), file=sys.stderr)
         sys.exit(EXIT_NOT_FOUND)
     except NotResumableError as err:
         _print(
-            args, err.verdict.to_dict(), f"Not resumable ({err.verdict.reason_code}): {err.verdict.reason}"
+            args,
+            err.verdict.to_dict(),
+            f"Not resumable ({err.verdict.reason_code}): {terminal_safe(err.verdict.reason)}",
         )
         sys.exit(EXIT_NOT_RESUMABLE)
     except ResumeError as err:
-        print(str(err), file=sys.stderr)
+        _say(str(err), file=sys.stderr)
         sys.exit(EXIT_ERROR)
     if outcome.created:
         text = f"Created run {outcome.dag_run_id!r}: resumes {args.run_id!r} at {outcome.resume_task_id!r}."
@@ -227,7 +244,7 @@ def run_command(args: Any) -> None:
 
 
 def _fail(message: str) -> None:
-    print(message, file=sys.stderr)
+    _say(message, file=sys.stderr)
     sys.exit(EXIT_ERROR)
 
 
@@ -290,7 +307,7 @@ def _run_all_failed(args: Any) -> None:
                 session, args.dag_id, run_ids, dry_run=True, user=_cli_user(), triggered_by="cli"
             )
     except RunNotFoundError as err:
-        print(str(err), file=sys.stderr)
+        _say(str(err), file=sys.stderr)
         sys.exit(EXIT_NOT_FOUND)
     pending = sum(r.status == "would_resume" for r in preview.results)
     if args.dry_run or not pending:
@@ -334,15 +351,13 @@ def _print_bulk(args: Any, outcome: Any, *, to_stderr: bool = False) -> None:
         return
     out = sys.stderr if to_stderr else sys.stdout
     if not outcome.results:
-        print(f"No failed runs of DAG {args.dag_id!r} in the window: nothing to resume.", file=out)
+        _say(f"No failed runs of DAG {args.dag_id!r} in the window: nothing to resume.", file=out)
         return
     from collections import Counter
 
-    from airflow.cli.simple_table import AirflowConsole
-
     counts = Counter(r.status for r in outcome.results)
     summary = ", ".join(f"{counts[s]} {_BULK_VERBS[s]}" for s in _BULK_VERBS if counts[s])
-    print(f"{outcome.total} failed runs of DAG {args.dag_id!r}: {summary}.", file=out)
+    _say(f"{outcome.total} failed runs of DAG {args.dag_id!r}: {summary}.", file=out)
     rows = [
         {
             "run": r.dag_run_id,
@@ -353,7 +368,7 @@ def _print_bulk(args: Any, outcome: Any, *, to_stderr: bool = False) -> None:
         }
         for r in outcome.results
     ]
-    AirflowConsole(file=out).print_as(rows, output="table")
+    _table(rows, file=out)
 
 
 def _audit(event: str, *, dag_id: str | None, run_id: str | None = None, **extra: Any) -> None:

@@ -398,3 +398,24 @@ def task_state_store_model() -> type | None:
     except ImportError:
         return None
     return TaskStateStoreModel
+
+
+# --- manual kills: what Airflow's API server and audit log say ----------------------------------------
+
+#: In the error Airflow's API server passes to ``on_task_instance_failed`` when a person set the task
+#: instance to failed ("TaskInstance's state was manually set to `failed`.").
+_SET_BY_HAND = "manually set"
+#: Audit-log events of Airflow's API that can set a task instance or a run to failed by hand.
+MANUAL_STATE_EVENTS = ("patch_task_instance", "bulk_task_instances", "patch_dag_run", "bulk_dag_runs")
+#: Those of them whose rows may name the run only in the request body.
+BULK_STATE_EVENTS = ("bulk_task_instances", "bulk_dag_runs")
+#: Audit-log events Airflow itself writes, for the attempt (dag, task, run, map index, try), when a
+#: task instance fails on its own: the Execution API's state update and the scheduler's
+#: ``handle_failure`` (``failed``), a DAG's ``fail_fast`` (``fail task``). Setting a task instance
+#: to failed through the API writes none of them, only the request's row.
+OWN_FAILURE_EVENTS = ("failed", "fail task")
+
+
+def set_by_hand(error: Any) -> bool:
+    """Whether an ``on_task_instance_failed`` error is the API server's "manually set to failed"."""
+    return _SET_BY_HAND in str(error or "").lower()

@@ -10,10 +10,9 @@ resumed from (:class:`~airflow_resume_provider.state.chain.ChainScope`).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import carry, conf, retention, run_record
+from airflow_resume_provider import carry, compat, conf, retention, run_record
 from airflow_resume_provider.bookkeeping import CONF_KEY, STAGE_CAPTURE, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.display import shortened
 from airflow_resume_provider.exceptions import (
@@ -39,12 +38,6 @@ if TYPE_CHECKING:
 
     from airflow_resume_provider.state.paths import StateLocation
 
-# Audit-log events of Airflow's API that can set a task instance or a run to failed by hand.
-MANUAL_STATE_EVENTS = ("patch_task_instance", "bulk_task_instances", "patch_dag_run", "bulk_dag_runs")
-#: Those of them whose rows may name the run only in the request body.
-BULK_STATE_EVENTS = ("bulk_task_instances", "bulk_dag_runs")
-#: How far the API server's clock (audit rows) may be ahead of the one that ended the run.
-AUDIT_CLOCK_SKEW = timedelta(hours=1)
 #: How many runs back a lineage is followed at most.
 MAX_LINEAGE = 1000
 
@@ -157,42 +150,63 @@ def _failed_entities(event: str, extra: dict[str, Any], row_run_id: str | None, 
             yield entity.get("dag_id"), run_id, task_id
 
 
-def manual_kill_from_audit_log(
-    session: Session, dag_id: str, run_id: str, failed_ti: Any, *, run_ended: datetime | None = None
-) -> str | None:
+def _failed_on_its_own(session: Session, ti: Any) -> bool:
+    """Whether Airflow recorded the attempt's failure as the task's own (the Execution API's or the
+    scheduler's audit row for exactly this attempt), not as a state set through the API."""
+    from airflow.models.log import Log
+    from sqlalchemy import select
+
+    row = session.scalar(
+        select(Log.id)
+        .where(
+            Log.dag_id == ti.dag_id,
+            Log.task_id == ti.task_id,
+            Log.run_id == ti.run_id,
+            Log.map_index == ti.map_index,
+            Log.try_number == ti.try_number,
+            Log.event.in_(compat.OWN_FAILURE_EVENTS),
+        )
+        .limit(1)
+    )
+    return row is not None
+
+
+def manual_kill_from_audit_log(session: Session, dag_id: str, run_id: str, failed_ti: Any) -> str | None:
     """
     Why the run counts as stopped by hand, per Airflow's audit log, or None.
 
-    Only a "set to failed" of the failed task (or of the run) asked for after that task's last start
-    counts: a task failed by hand, cleared and then failed by itself is resumable. Airflow writes the
-    row before it checks the request, so a row alone is a request, not proof; see :func:`gather_facts`.
-
-    :param run_ended: when the run ended; a bulk request made more than :data:`AUDIT_CLOCK_SKEW` later
-        cannot have stopped it.
+    Airflow writes a request's row before it checks the request, so a row is only a request. It counts
+    when it matches a state change that happened: the failed attempt ended without Airflow recording a
+    failure of its own (a "set to failed" through the API is the one way to fail without such a record),
+    and the request was made while the attempt ran, before it ended (the API server sets the end date
+    just after it writes the row). A refused request changes nothing, so whenever it was made, the
+    attempt either ended on its own (recorded) or is still the one a person stopped.
     """
     from airflow.models.log import Log
     from sqlalchemy import select
 
+    started, ended = failed_ti.start_date, failed_ti.end_date
+    if started is None or ended is None or _failed_on_its_own(session, failed_ti):
+        return None
     columns = (Log.id, Log.event, Log.owner, Log.dag_id, Log.run_id, Log.task_id, Log.extra, Log.dttm)
-    # Each lookup is bounded by what concerns this run, never by the DAG's whole history (the log table
-    # gets rows for every task attempt): requests whose path names the failed task or the run, by
-    # equality on Airflow's (dag_id, task_id, run_id) index (one query per task_id: an OR of the two
-    # would use only the index's dag_id); and bulk requests, which may name the run only in their body,
-    # by event (people's bulk actions, few) and by time (while the failed attempt could be stopped).
+    # Each lookup is bounded by what concerns this attempt, never by the DAG's whole history: requests
+    # whose path names the failed task or the run, by equality on Airflow's (dag_id, task_id, run_id)
+    # index (one query per task_id: an OR of the two would use only the index's dag_id); and bulk
+    # requests, which may name the run only in their body, by event and by time.
     queries = [
         select(*columns).where(
-            Log.dag_id.in_([dag_id, "~"]), task, Log.run_id == run_id, Log.event.in_(MANUAL_STATE_EVENTS)
+            Log.dag_id.in_([dag_id, "~"]),
+            task,
+            Log.run_id == run_id,
+            Log.event.in_(compat.MANUAL_STATE_EVENTS),
         )
         for task in (Log.task_id == failed_ti.task_id, Log.task_id.is_(None))
     ]
-    bulk = select(*columns).where(Log.event.in_(BULK_STATE_EVENTS))
-    if run_ended is not None:
-        bulk = bulk.where(Log.dttm <= run_ended + AUDIT_CLOCK_SKEW)
-    queries.append(bulk)
-    if failed_ti.start_date is not None:
-        queries = [query.where(Log.dttm >= failed_ti.start_date) for query in queries]
+    queries.append(select(*columns).where(Log.event.in_(compat.BULK_STATE_EVENTS)))
+    queries = [query.where(Log.dttm >= started, Log.dttm <= ended) for query in queries]
     rows = {row.id: row for query in queries for row in session.execute(query)}
-    for row in sorted(rows.values(), key=lambda r: (r.dttm is None, r.dttm or 0, r.id)):
+    # The request closest to the change is the one that made it.
+    for row in sorted(rows.values(), key=lambda r: (r.dttm, r.id), reverse=True):
         if row.dag_id not in (dag_id, "~"):
             continue
         for entity_dag, entity_run, entity_task in _failed_entities(
@@ -209,6 +223,27 @@ def manual_kill_from_audit_log(
                 "instead."
             )
     return None
+
+
+def attempt_identity(dag_run: Any, ti: Any) -> dict[str, Any]:
+    """The task attempt a kill marker must name to count for ``ti``."""
+    return {
+        "dag_id": dag_run.dag_id,
+        "run_id": dag_run.run_id,
+        "task_id": ti.task_id,
+        "map_index": -1 if ti.map_index is None else ti.map_index,
+        "try_number": ti.try_number,
+    }
+
+
+def kill_evidence(facts: RunFacts, location: StateLocation, dag_run: Any, ti: Any) -> None:
+    """Set ``facts.manual_kill`` from the failed attempt's kill marker; a marker ignored is a warning."""
+    from airflow_resume_provider.manual_kill import killed_marker
+
+    reason, warning = killed_marker(location, attempt_identity(dag_run, ti))
+    facts.manual_kill = facts.manual_kill or reason
+    if warning:
+        facts.warnings.append(f"DAG {facts.dag_id!r}, run {facts.run_id!r}: {warning}")
 
 
 # --- state ------------------------------------------------------------------------------------------
@@ -326,8 +361,6 @@ def _full_rerun_facts(
     """
     from airflow.models.dagbag import DBDagBag
 
-    from airflow_resume_provider.manual_kill import killed_marker
-
     where = f"DAG {facts.dag_id!r}, run {facts.run_id!r}"
     facts.full_rerun = True
     if facts.current_order is not None:
@@ -341,9 +374,7 @@ def _full_rerun_facts(
             facts.ran_order = linear_order(ran_with)
         except NonLinearDagError:
             facts.ran_order = None
-    requested_kill = manual_kill_from_audit_log(
-        session, facts.dag_id, facts.run_id, failed_ti, run_ended=dag_run.end_date
-    )
+    requested_kill = manual_kill_from_audit_log(session, facts.dag_id, facts.run_id, failed_ti)
     failed_by_itself = False
     try:
         scope = ChainScope(
@@ -354,7 +385,7 @@ def _full_rerun_facts(
         )
         facts.roots = scope.roots
         location = state_location(session, dag_run, failed_ti, scope)[0]
-        facts.manual_kill = killed_marker(location)
+        kill_evidence(facts, location, dag_run, failed_ti)
         facts.chain = load_chain(location, scope, hints=announced_locations(session, dag_run, scope))
         failed_by_itself = facts.chain.head.failure is not None
     except (StateError, ProviderConfigError) as err:
@@ -439,8 +470,6 @@ def gather_facts(
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
-    from airflow_resume_provider.manual_kill import killed_marker
-
     dag_id, run_id = dag_run.dag_id, dag_run.run_id
     where = f"DAG {dag_id!r}, run {run_id!r}"
     facts = RunFacts(dag_id=dag_id, run_id=run_id, run_state=str(dag_run.state), warnings=conf.warnings())
@@ -515,9 +544,7 @@ def gather_facts(
         facts.state_error_code = ReasonCode.STATE_NOT_RECORDED
         facts.state_error = f"{where}: the state of task {point!r} was not recorded: {incomplete}"
         return facts
-    requested_kill = manual_kill_from_audit_log(
-        session, dag_id, run_id, failed_ti, run_ended=dag_run.end_date
-    )
+    requested_kill = manual_kill_from_audit_log(session, dag_id, run_id, failed_ti)
     try:
         scope = ChainScope(
             dag_id=dag_id,
@@ -536,10 +563,9 @@ def gather_facts(
             location if point == failed_ti.task_id else state_location(session, dag_run, failed_ti, scope)[0]
         )
         # Written by the API server's listener, which Airflow calls only when it did set the state.
-        facts.manual_kill = killed_marker(failed_location)
+        kill_evidence(facts, failed_location, dag_run, failed_ti)
         facts.chain = load_chain(location, scope, hints=announced_locations(session, dag_run, scope))
-        # An audit row is a request, written even when Airflow then refused it: it counts unless the
-        # failed attempt recorded its own error, i.e. failed by itself.
+        # A request that matches the attempt's end counts too, unless the attempt recorded its own error.
         if (
             facts.manual_kill is None
             and requested_kill is not None

@@ -26,6 +26,7 @@ from airflow_resume_provider.exceptions import (
 )
 from airflow_resume_provider.facts import gather_facts
 from airflow_resume_provider.resumability import KEPT_MAP_INDEX_STATES, RunFacts, decide
+from airflow_resume_provider.state import storage
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -203,7 +204,7 @@ def resume(
             session.rollback()
             log.exception("Creating the resumed run of %s of DAG %s failed", run_id, dag_id)
             raise ResumeError(
-                f"DAG {dag_id!r}, run {run_id!r}: creating the resumed run failed: {type(err).__name__}: {err}"
+                f"DAG {dag_id!r}, run {run_id!r}: creating the resumed run failed: {storage.describe_error(err)}"
             ) from err
         log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
         metrics.created(kind)
@@ -332,9 +333,7 @@ def _restore_tasks(
             # A skipped task stays skipped, so trigger rules downstream see what they saw originally.
             ti.state = TaskInstanceState.SKIPPED if task_id in skipped else TaskInstanceState.SUCCESS
             ti.start_date = ti.end_date = now
-            compat.set_note_of_new_task_instance(
-                ti, f"Not run: restored from {source.run_id} by resume"
-            )
+            compat.set_note_of_new_task_instance(ti, f"Not run: restored from {source.run_id} by resume")
         xcoms += [(task_id, x.map_index, x.key, x.value) for x in task.xcoms]
         # Only a mapped step right after this one can expand over its result (the DAG is a chain).
         if position + 1 < len(steps) and steps[position + 1].mapped:

@@ -28,30 +28,31 @@ def compute(document: dict[str, Any], key: bytes) -> dict[str, str]:
     return {"algorithm": "sha256", "digest": hashlib.sha256(data).hexdigest()}
 
 
-def verify(document: dict[str, Any], key: bytes, *, where: str) -> str:
+def verify(document: dict[str, Any], key: bytes, *, where: str, what: str = "State file") -> str:
     """
     Check a document's integrity block and return its digest.
 
     :param where: the file's location, for the error message.
+    :param what: what kind of file it is, for the error message.
     :raises StateError: when the block is missing, of the wrong kind, or does not match.
     """
     block = document.get(INTEGRITY_KEY)
     if not isinstance(block, dict) or "digest" not in block:
-        raise StateError(f"State file {where} has no integrity digest; it was not written by this provider.")
+        raise StateError(f"{what} {where} has no integrity digest; it was not written by this provider.")
     if key and block.get("algorithm") != "hmac-sha256":
         raise StateError(
-            f"State file {where} is not signed, but [resume] signing_key is set: it was written without "
+            f"{what} {where} is not signed, but [resume] signing_key is set: it was written without "
             "the key or replaced by someone without it, and is not trusted."
         )
     if not key and block.get("algorithm") == "hmac-sha256":
         raise StateError(
-            f"State file {where} is signed, but [resume] signing_key is not set here: set the same "
+            f"{what} {where} is signed, but [resume] signing_key is not set here: set the same "
             "signing_key on this component to verify it."
         )
     expected = compute(document, key)
     if not hmac.compare_digest(expected["digest"], str(block["digest"])):
         raise StateError(
-            f"State file {where} failed its integrity check: its content was changed after it was written "
+            f"{what} {where} failed its integrity check: its content was changed after it was written "
             "(corruption or tampering), or it was signed with another key."
         )
     return expected["digest"]

@@ -10,10 +10,17 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import conf
+from airflow_resume_provider.display import error_summary
 from airflow_resume_provider.exceptions import StateError, StateFolderUnsupportedError, StateStorageError
 from airflow_resume_provider.state import integrity
 from airflow_resume_provider.state.model import SCHEMA_VERSION, StateRecord
-from airflow_resume_provider.state.paths import StateLocation, StateRoot, state_location, state_roots
+from airflow_resume_provider.state.paths import (
+    StateLocation,
+    StateRoot,
+    relative_to_roots,
+    state_location,
+    state_roots,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -47,6 +54,28 @@ def roots() -> list[StateRoot]:
     """
     remote = conf.remote_base_log_folder()
     return state_roots([configured_folder(), (conf.local_log_folder(), ""), (remote, _conn_for(remote))])
+
+
+def _roots_or_none() -> list[StateRoot]:
+    try:
+        return roots()
+    except Exception:  # an unusable folder option: messages still never show a server path
+        return []
+
+
+def shown(url: str) -> str:
+    """A state file's path as messages, pages and logs show it: relative to its folder. A file outside
+    every folder (nothing the provider writes) is named by its last part only, never a server path."""
+    rel = relative_to_roots(url, _roots_or_none())
+    return rel if rel != url else ".../" + url.rstrip("/").rpartition("/")[2]
+
+
+def describe_error(err: BaseException) -> str:
+    """A storage error for a message: its kind, without the server paths it may name."""
+    folders = [r.url for r in _roots_or_none()]
+    return error_summary(
+        err, folders + [url[len("file://") :] for url in folders if url.startswith("file://")]
+    )
 
 
 def location_for(
@@ -204,7 +233,7 @@ def write_bytes(handle: Any, data: bytes) -> None:
 
 def read_bytes(location: StateLocation, *, where: str | None = None) -> bytes | None:
     """A state file's bytes, or None when it does not exist. Storage failures raise StateStorageError."""
-    where = where or location.url
+    where = where or shown(location.url)
     _check_folder(location)
     try:
         if location.is_local:
@@ -219,7 +248,7 @@ def read_bytes(location: StateLocation, *, where: str | None = None) -> bytes | 
         except FileNotFoundError:
             return None
     except Exception as err:
-        reason = f"Could not read state file {where}: {type(err).__name__}: {err}"
+        reason = f"Could not read state file {where}: {describe_error(err)}"
         if _is_unreachable(err):
             raise StateStorageError(reason) from err
         raise StateError(reason) from err
@@ -247,4 +276,4 @@ def load(
     data = read_bytes(location, where=where)
     if data is None:
         return None
-    return decode(data, conf.signing_key() if key is None else key, where=where or location.url)
+    return decode(data, conf.signing_key() if key is None else key, where=where or shown(location.url))
