@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import compat, conf, metrics
+from airflow_resume_provider import causes, compat, conf, metrics
 from airflow_resume_provider.bookkeeping import (
     BOOKKEEPING_XCOM_KEYS,
     CONF_KEY,
@@ -360,7 +360,7 @@ def _keys_announced_before_deferral(ti: RuntimeTaskInstance) -> list[str]:
 
 
 def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -> None:
-    """Add the failure (exception type, message, try) to the attempt's state file."""
+    """Add the failure (exception type, message, try, cause) to the attempt's state file."""
     if not resume_enabled(ti):
         return
     key = _attempt_key(ti)
@@ -375,6 +375,7 @@ def record_failure(ti: RuntimeTaskInstance, error: BaseException | str | None) -
         message=_redact(str(error) if error is not None else "unknown error"),
         try_number=ti.try_number,
         recorded_at=_utcnow(),
+        cause=causes.cause_of_exception(error).value,
     )
     # Only the failure is added: the rest stays as written, so links to the file stay valid.
     updated = record.model_copy(update={"failure": failure})

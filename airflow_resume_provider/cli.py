@@ -176,6 +176,7 @@ def _cli_user() -> str:
 def status_command(args: Any) -> None:
     from airflow.utils.session import create_session
 
+    from airflow_resume_provider.causes import describe
     from airflow_resume_provider.exceptions import ResumeError, RunNotFoundError
     from airflow_resume_provider.resume import assess
 
@@ -197,6 +198,8 @@ def status_command(args: Any) -> None:
     else:
         head = f"Not resumable ({verdict.reason_code}): {terminal_safe(verdict.reason)}"
     head += "".join(f"\nWarning: {terminal_safe(warning)}" for warning in verdict.warnings)
+    if verdict.failure:
+        head += f"\nFailure (cause: {verdict.failure['cause']}): {describe(verdict.failure)}."
     _print(args, payload, head, verdict.plan.tasks)
     sys.exit(EXIT_OK if verdict.resumable else EXIT_NOT_RESUMABLE)
 

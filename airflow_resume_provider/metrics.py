@@ -2,7 +2,7 @@
 The provider's metrics, sent through Airflow's own ``[metrics]`` (StatsD, Datadog or OpenTelemetry).
 
 Names are given without the configured prefix (``[metrics] statsd_prefix``, e.g. ``airflow``). Counters
-with a tag (``kind``, ``reason_code``) carry it as a tag; with plain StatsD, which drops tags, the counter
+with a tag (``kind``, ``reason_code``, ``cause``) carry it as a tag; with plain StatsD, which drops tags, the counter
 is also sent with the tag's value appended (``resume.created.manual``). One function per metric; none of
 them ever raises into the task, the scheduler or a request.
 """
@@ -110,11 +110,11 @@ def refused(reason_code: str | None) -> None:
     _count(compat.server_stats, REFUSED, ("reason_code", reason_code or "unknown"))
 
 
-def retry_scheduled() -> None:
-    """An automatic retry was created for a failed run."""
-    _count(compat.server_stats, RETRY_SCHEDULED)
+def retry_scheduled(cause: str) -> None:
+    """An automatic retry was created for a failed run; ``cause``: the failure's cause, or ``unknown``."""
+    _count(compat.server_stats, RETRY_SCHEDULED, ("cause", cause))
 
 
-def retry_not_retried() -> None:
+def retry_not_retried(cause: str) -> None:
     """A failed run of a DAG with retries was, finally, not retried (the run's note says why)."""
-    _count(compat.server_stats, RETRY_NOT_RETRIED)
+    _count(compat.server_stats, RETRY_NOT_RETRIED, ("cause", cause))

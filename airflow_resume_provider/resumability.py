@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_resume_provider.causes import infrastructure_failure, recorded_cause
 from airflow_resume_provider.models import CarriedEntry, MapIndexStep, Plan, PlanStep, ReasonCode, Verdict
 from airflow_resume_provider.state.paths import relative_to_roots
 from airflow_resume_provider.structure import TaskShape, describe_changes, recorded_order
@@ -76,9 +77,6 @@ def _refuse(facts: RunFacts, code: ReasonCode, reason: str) -> Verdict:
 def _verdict(
     facts: RunFacts, *, resumable: bool, code: ReasonCode | None = None, reason: str | None = None
 ) -> Verdict:
-    failure = None
-    if facts.chain is not None and facts.chain.head.failure is not None:
-        failure = facts.chain.head.failure.model_dump()
     return Verdict(
         dag_id=facts.dag_id,
         dag_run_id=facts.run_id,
@@ -87,12 +85,29 @@ def _verdict(
         reason=reason,
         failed_task_id=facts.failed_task_id,
         resume_task_id=facts.resume_task_id,
-        failure=failure,
+        failure=failure_of(facts),
         plan=Plan(resume_task_id=facts.resume_task_id, tasks=build_plan(facts)),
         resumed_run_id=facts.resumed_run_id,
         lineage=facts.lineage,
         warnings=list(facts.warnings),
     )
+
+
+def failure_of(facts: RunFacts) -> dict[str, Any] | None:
+    """
+    The failed attempt's failure with its cause: as the task recorded it, or ``infrastructure`` when the
+    failed attempt's state file holds no failure (the task never got to record one). None when the
+    failed attempt's state was not read (e.g. a resume at an earlier task) or the run was stopped by hand.
+    """
+    chain = facts.chain
+    if chain is None:
+        return None
+    recorded = chain.head.failure
+    if recorded is not None:
+        return {**recorded.model_dump(), "cause": recorded_cause(recorded.exception_type, recorded.cause)}
+    if facts.manual_kill or chain.head.identity.task_id != facts.failed_task_id:
+        return None
+    return infrastructure_failure(chain.head.identity.try_number)
 
 
 def decide(facts: RunFacts) -> Verdict:

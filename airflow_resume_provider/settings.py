@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from airflow_resume_provider.causes import ALL_CAUSES, CauseName
 from airflow_resume_provider.exceptions import ResumeConfigError
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class ResumeSettings(BaseModel):
     #: Copy the task state store entries (e.g. external job ids) of the tasks that run again into the
     #: resumed run, so durable operators reattach to their jobs (Airflow 3.3 and later).
     carry_task_state: StrictBool = True
+    #: The failure causes retried automatically (``infrastructure``, ``timeout``, ``error``): all by default.
+    retry_on: list[CauseName] = Field(default_factory=lambda: list(ALL_CAUSES), min_length=1)
 
     @field_validator("retry_message_pattern")
     @classmethod
@@ -66,7 +69,8 @@ DISABLED = ResumeSettings(enabled=False)
 ACCEPTED_KEYS = (
     "enabled (bool), retries (int 0-100), retry_delay (seconds, 0 to 604800), on_retry (bool), "
     "retry_exceptions (list of exception type names), retry_message_pattern (regex), "
-    "stop_on_repeated_error (bool), carry_task_state (bool)"
+    "stop_on_repeated_error (bool), carry_task_state (bool), retry_on (list of failure causes: "
+    "'infrastructure', 'timeout', 'error')"
 )
 
 

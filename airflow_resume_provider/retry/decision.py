@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_resume_provider.causes import ALL_CAUSES, FailureCause, cause_of, describe
 from airflow_resume_provider.models import ReasonCode
 
 if TYPE_CHECKING:
@@ -25,8 +26,11 @@ class RetryDecision:
 
 
 def failure_signature(failure: dict[str, Any] | None, task_id: str | None) -> list[Any] | None:
-    """``[task_id, exception type, message]`` of a failure, as recorded in the retry's run record."""
-    if not failure:
+    """
+    ``[task_id, exception type, message]`` of a failure, as recorded in the retry's run record; None
+    for a failure without an exception (infrastructure): there is no error to repeat.
+    """
+    if not failure or not failure.get("exception_type"):
         return None
     return [task_id, failure.get("exception_type"), failure.get("message")]
 
@@ -53,7 +57,17 @@ def decide_retry(
             attempt,
             f"Not retried: automatic retries exhausted ({settings.retries} of {settings.retries}).",
         )
-    if settings.retry_exceptions:
+    cause = cause_of(failure)
+    if set(settings.retry_on) != set(ALL_CAUSES) and cause not in settings.retry_on:
+        what = (
+            f"was {describe(failure)}" if failure and cause else "has no known cause (its state was not read)"
+        )
+        return RetryDecision(
+            False, attempt, f"Not retried: the failure {what}; retry_on = {', '.join(settings.retry_on)}"
+        )
+    # The exception filters apply only to failures that have an exception.
+    has_exception = cause != FailureCause.INFRASTRUCTURE
+    if settings.retry_exceptions and has_exception:
         kind = (failure or {}).get("exception_type")
         if kind not in settings.retry_exceptions:
             return RetryDecision(
@@ -62,7 +76,7 @@ def decide_retry(
                 f"Not retried: the error {kind or '(none recorded)'} is not in retry_exceptions "
                 f"{settings.retry_exceptions}.",
             )
-    if settings.retry_message_pattern:
+    if settings.retry_message_pattern and has_exception:
         message = (failure or {}).get("message") or ""
         if not re.search(settings.retry_message_pattern, message):
             return RetryDecision(

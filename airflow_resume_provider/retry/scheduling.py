@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import conf, metrics, run_record
+from airflow_resume_provider.causes import UNKNOWN, cause_of
 from airflow_resume_provider.exceptions import ResumeConfigError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
 from airflow_resume_provider.resumability import decide
@@ -80,10 +81,11 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
     if verdict.resumed_run_id:
         return RetryDecision(False, (own.retry_attempt if own else 0) + 1, "already resumed")
     decision = decide_retry(settings, verdict, own)
+    cause = cause_of(verdict.failure) or UNKNOWN
     if not decision.retry:
         # Counted once per failure: the note is written once, also when the sweep decides again.
         if decision.final and append_note(session, dag_run, decision.note):
-            metrics.retry_not_retried()
+            metrics.retry_not_retried(cause)
         log.info("Run %s of DAG %s: %s", run_id, dag_id, decision.note)
         return decision
 
@@ -107,7 +109,7 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         parent_failure=failure_signature(verdict.failure, verdict.failed_task_id),
     )
     if outcome.created:
-        metrics.retry_scheduled()
+        metrics.retry_scheduled(cause)
         _, dag_run = load_dag_and_run(session, dag_id, run_id)
         append_note(
             session,

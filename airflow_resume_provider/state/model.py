@@ -85,6 +85,9 @@ class FailureRecord(_Record):
     message: str
     try_number: int
     recorded_at: str
+    #: ``timeout`` or ``error`` (:mod:`airflow_resume_provider.causes`). Absent in records of older
+    #: versions: derived from ``exception_type`` when read.
+    cause: str | None = None
 
 
 class Integrity(_Record):

@@ -88,6 +88,8 @@ class PageModel:
     failure_message: str | None
     failure_type: str | None
     failure_try: int | None
+    #: ``infrastructure``, ``timeout`` or ``error``; None when the failed attempt's state was not read.
+    failure_cause: str | None = None
     #: The map index that failed, when the failed task is mapped.
     failure_map_index: int | None = None
     #: False when the user may not read the DAG's XComs: ``Step.xcoms`` then hold sizes, not values.
@@ -157,6 +159,7 @@ def build(
         failure_message=masked(failure.get("message")) if failure else None,
         failure_type=failure.get("exception_type"),
         failure_try=failure.get("try_number"),
+        failure_cause=failure.get("cause"),
         failure_map_index=(
             chain.head.identity.map_index
             if chain is not None and chain.head.identity.map_index >= 0

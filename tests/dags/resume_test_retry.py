@@ -1,12 +1,15 @@
 """
 Linear DAGs with automatic retries for the end-to-end tests.
 
-``flaky`` fails while it has run fewer than ``<dag_id>_failures`` times (Variable, default 2). Every
-task appends its name to ``<resume_test_ledger_dir>/<dag_id>.txt`` so tests count executions.
+``flaky`` fails while it has run fewer than ``<dag_id>_failures`` times (Variable, default 2): it raises
+``error`` or, with ``kill``, SIGKILLs its own process (no exception recorded). Every task appends its
+name to ``<resume_test_ledger_dir>/<dag_id>.txt`` so tests count executions.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -34,7 +37,14 @@ def _delete_state_of_first(dag_id: str, run_id: str) -> None:
 
 
 def flaky_dag(
-    dag_id: str, resume: dict, *, same_error: bool = False, sleep: bool = False, lose_state: bool = False
+    dag_id: str,
+    resume: dict,
+    *,
+    same_error: bool = False,
+    sleep: bool = False,
+    lose_state: bool = False,
+    error: type[Exception] = ConnectionError,
+    kill: bool = False,
 ) -> DAG:
     with DAG(dag_id, schedule=None, params={"resume": resume}) as dag:
 
@@ -53,8 +63,10 @@ def flaky_dag(
             if sleep:
                 time.sleep(600)
             if count <= int(Variable.get(f"{dag_id}_failures", default="2")):
+                if kill:
+                    os.kill(os.getpid(), signal.SIGKILL)
                 detail = "backend unavailable" if same_error else f"backend unavailable (attempt {count})"
-                raise ConnectionError(detail)
+                raise error(detail)
             return value * 2
 
         @task
@@ -77,3 +89,12 @@ flaky_dag(
 )
 flaky_dag("resume_test_retry_crash", {"retries": 1, "on_retry": True})
 flaky_dag("resume_test_retry_sleepy", {"retries": 2, "on_retry": True}, sleep=True)
+# Cause-aware retries: only failures of the infrastructure are retried.
+flaky_dag(
+    "resume_test_retry_code_error",
+    {"retries": 1, "on_retry": True, "retry_on": ["infrastructure"]},
+    error=ValueError,
+)
+flaky_dag(
+    "resume_test_retry_killed", {"retries": 1, "on_retry": True, "retry_on": ["infrastructure"]}, kill=True
+)

@@ -274,7 +274,8 @@ def test_a_worker_killed_mid_task_leaves_a_run_that_resumes_on_the_surviving_wor
     found = verdict(cluster, 2, CLUSTER_DAG, root)
     assert found["resumable"] is True, found["reason"]
     assert found["failed_task_id"] == "work"
-    assert found["failure"] is None  # the task never got to record an error
+    assert found["failure"]["cause"] == "infrastructure"  # the task never got to record an error
+    assert found["failure"]["exception_type"] is None
 
     resp = httpx.post(
         resume_url(cluster, 1, CLUSTER_DAG, root) + "/resume", headers=bearer(cluster), timeout=120

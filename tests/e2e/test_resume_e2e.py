@@ -236,7 +236,8 @@ def test_a_task_process_killed_by_the_system_is_resumable(stack):
         verdict = c.get(resume_url("resume_test_sleepy", run_id)).json()
         assert verdict["resumable"] is True, verdict["reason"]
         assert verdict["failed_task_id"] == "sleepy"
-        assert verdict["failure"] is None  # the task never got to record an error
+        assert verdict["failure"]["cause"] == "infrastructure"  # the task never got to record an error
+        assert verdict["failure"]["exception_type"] is None
         resp = c.post(resume_url("resume_test_sleepy", run_id) + "/resume")
         assert resp.status_code == 201, resp.text
         new_run = resp.json()["dag_run_id"]

@@ -12,6 +12,7 @@ from tests.e2e.runs import (
     q,
     resume_runs,
     unique_logical_date,
+    verdict,
     wait_for_chain_run,
     wait_for_note,
     xcom_value,
@@ -138,3 +139,37 @@ def test_a_scheduler_killed_right_after_the_failure_retries_exactly_once(stack, 
         assert stack.wait_for_run(dag, first) == "success"
     assert resume_runs(stack, dag, root) == [first]
     assert ledger(dag).count("first") == 1
+
+
+# --- retry_on: only what the machine broke is retried ---------------------------------------------------
+
+
+def test_an_error_in_the_code_is_not_retried_when_only_infrastructure_is(stack, ledger):
+    dag = "resume_test_retry_code_error"
+    root = stack.trigger(dag)
+    assert stack.wait_for_run(dag, root) == "failed"
+    expected = (
+        "Not retried: the failure was an error in the task's code (ValueError); retry_on = infrastructure"
+    )
+    assert wait_for_note(stack, dag, root, "Not retried") == expected
+    assert 1 not in chain_runs(stack, dag, root)
+    assert ledger(dag) == ["first", "flaky"]
+    failure = verdict(stack, dag, root)["failure"]
+    assert (failure["cause"], failure["exception_type"]) == ("error", "ValueError")
+
+
+def test_a_task_killed_by_sigkill_is_retried_once_and_succeeds(stack, ledger):
+    dag = "resume_test_retry_killed"
+    with stack.variables_from({f"{dag}_failures": "1"}):
+        root = stack.trigger(dag)
+        assert stack.wait_for_run(dag, root) == "failed"
+        first = wait_for_chain_run(stack, dag, root, 1, timeout=60)
+        assert stack.wait_for_run(dag, first) == "success"
+    # The supervisor failed the task from its exit code: the attempt recorded no exception of its own.
+    failure = verdict(stack, dag, root)["failure"]
+    assert failure["cause"] == "infrastructure"
+    assert failure["exception_type"] is None
+    assert ledger(dag) == ["first", "flaky", "flaky", "last"]
+    assert stack.note(dag, first).startswith(f"Automatic retry 1 of 1: resumed from {root} at flaky")
+    assert stack.note(dag, root) == f"Retried automatically as {first} (attempt 1 of 1)."
+    assert resume_runs(stack, dag, root) == [first]

@@ -63,6 +63,7 @@ def test_failed_example_run_leaves_state_with_inputs_structure_and_failure():
     assert record.failure.exception_type == "RuntimeError"
     assert "resume_example_fail" in record.failure.message
     assert record.failure.try_number == 1
+    assert record.failure.cause == "error"
 
     extract_record, extract_digest = decode(extract_path.read_bytes(), b"", where=str(extract_path))
     assert record.previous is not None

@@ -126,6 +126,7 @@ def test_the_resumed_task_reattaches_to_the_submitted_job(monkeypatch, job_table
     assert "reattaches to" in lines[header]
     row = next(line for line in lines[header:] if line.startswith(TASK))
     assert f"fake_job_id={job['id']}" in row
+    assert "Failure (cause: error): an error in the task's code (RuntimeError)." in cli.stdout
 
     job_table.set_status(job["id"], "succeeded")  # the job finished while no one watched
     outcome = resume(DAG_ID, dr.run_id)

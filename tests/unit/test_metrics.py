@@ -92,13 +92,25 @@ def test_statsd_with_influxdb_tags_gets_the_tag_and_no_suffix(statsd, monkeypatc
 
 
 def test_the_server_side_counters_and_timer(statsd):
-    metrics.retry_scheduled()
-    metrics.retry_not_retried()
+    metrics.retry_scheduled("infrastructure")
+    metrics.retry_not_retried("error")
     metrics.create_duration(0.25)
-    assert statsd(3) == [
+    assert statsd(5) == [
         "airflow.resume.retry.scheduled:1|c",
+        "airflow.resume.retry.scheduled.infrastructure:1|c",
         "airflow.resume.retry.not_retried:1|c",
+        "airflow.resume.retry.not_retried.error:1|c",
         "airflow.resume.create.duration:250.000000|ms",
+    ]
+
+
+def test_retry_counters_carry_the_failure_cause_as_a_tag(statsd, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED", "True")
+    metrics.retry_scheduled("timeout")
+    metrics.retry_not_retried("unknown")
+    assert statsd(2) == [
+        "airflow.resume.retry.scheduled,cause=timeout:1|c",
+        "airflow.resume.retry.not_retried,cause=unknown:1|c",
     ]
 
 

@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from airflow_resume_provider.causes import infrastructure_failure
 from airflow_resume_provider.models import Plan, PlanStep, ReasonCode, Verdict
 from airflow_resume_provider.retry.decision import RetryDecision, decide_retry, failure_signature
 from airflow_resume_provider.run_record import RunRecord, check, check_quietly, resumed_run_id, sign
@@ -191,7 +192,7 @@ def test_unlisted_exception_type_is_not_retried():
     )
 
 
-def test_failure_without_a_record_is_not_retried_when_exceptions_are_listed():
+def test_failure_of_unknown_cause_is_not_retried_when_exceptions_are_listed():
     chosen = settings(retry_exceptions=[ERROR_TYPE])
     decision = decide_retry(chosen, verdict(failure_={}), None)
     assert decision.retry is False
@@ -278,6 +279,7 @@ def testfailure_signature_is_a_json_list_of_task_type_and_message():
     assert failure_signature(failure(), "transform") == ["transform", ERROR_TYPE, ERROR_MESSAGE]
     assert failure_signature(None, "transform") is None
     assert failure_signature({}, "transform") is None
+    assert failure_signature(infrastructure_failure(1), "transform") is None  # no error to repeat
 
 
 # --- records the provider did not write ---------------------------------------------------------------
@@ -312,3 +314,83 @@ def test_a_record_signed_for_another_run_does_not_count_for_this_one():
     own = check(DAG_ID, RUN_ID, json.loads(json.dumps(copied)))
     assert own.record is None
     assert decide_retry(settings(retries=3), verdict(), own.record).attempt == 1
+
+
+# --- retry_on: the failure's cause --------------------------------------------------------------------
+
+
+def recorded(exception_type: str, cause: str) -> dict:
+    return {**failure(exception_type, "boom"), "cause": cause}
+
+
+def test_by_default_every_cause_is_retried():
+    for failure_ in (recorded("ValueError", "error"), recorded("AirflowTaskTimeout", "timeout")):
+        assert decide_retry(settings(), verdict(failure_=failure_), None).retry is True
+    assert decide_retry(settings(), verdict(failure_=infrastructure_failure(1)), None).retry is True
+
+
+def test_an_error_in_the_code_is_not_retried_when_only_infrastructure_is():
+    chosen = settings(retry_on=["infrastructure"])
+    decision = decide_retry(chosen, verdict(failure_=recorded("ValueError", "error")), None)
+    assert decision == RetryDecision(
+        False,
+        1,
+        "Not retried: the failure was an error in the task's code (ValueError); retry_on = infrastructure",
+    )
+
+
+def test_a_timeout_is_not_retried_when_only_infrastructure_and_errors_are():
+    chosen = settings(retry_on=["infrastructure", "error"])
+    decision = decide_retry(chosen, verdict(failure_=recorded("AirflowTaskTimeout", "timeout")), None)
+    assert decision.retry is False
+    assert decision.note == (
+        "Not retried: the failure was a timeout (AirflowTaskTimeout); retry_on = infrastructure, error"
+    )
+
+
+def test_a_killed_task_is_not_retried_when_only_errors_are():
+    decision = decide_retry(settings(retry_on=["error"]), verdict(failure_=infrastructure_failure(1)), None)
+    assert decision.retry is False
+    assert decision.note == (
+        "Not retried: the failure was in the infrastructure: the task recorded no error of its own (killed "
+        "by a signal, out of memory, lost worker, heartbeat timeout, executor or pod failure); retry_on = error"
+    )
+
+
+def test_a_killed_task_is_retried_when_infrastructure_is():
+    chosen = settings(retry_on=["infrastructure"])
+    assert decide_retry(chosen, verdict(failure_=infrastructure_failure(1)), None) == RetryDecision(
+        True, 1, ""
+    )
+
+
+def test_an_unknown_cause_is_not_retried_when_retry_on_is_narrowed():
+    decision = decide_retry(settings(retry_on=["infrastructure"]), verdict(failure_={}), None)
+    assert decision.retry is False
+    assert decision.note == (
+        "Not retried: the failure has no known cause (its state was not read); retry_on = infrastructure"
+    )
+
+
+def test_the_exception_filters_do_not_apply_to_an_infrastructure_failure():
+    chosen = settings(retry_exceptions=["TimeoutError"], retry_message_pattern="refused")
+    assert decide_retry(chosen, verdict(failure_=infrastructure_failure(1)), None).retry is True
+
+
+def test_the_exception_filters_still_apply_to_a_timeout():
+    chosen = settings(retry_on=["timeout"], retry_exceptions=["ConnectionError"])
+    decision = decide_retry(chosen, verdict(failure_=recorded("AirflowTaskTimeout", "timeout")), None)
+    assert decision.retry is False
+    assert "the error AirflowTaskTimeout is not in retry_exceptions" in decision.note
+
+
+def test_an_infrastructure_failure_twice_in_a_row_is_retried():
+    previous = record_after(1).model_copy(update={"parent_failure": None})
+    decision = decide_retry(settings(), verdict(failure_=infrastructure_failure(1)), previous)
+    assert (decision.retry, decision.attempt) == (True, 2)
+
+
+def test_exhaustion_is_reported_before_the_cause():
+    chosen = settings(retries=1, retry_on=["infrastructure"])
+    decision = decide_retry(chosen, verdict(failure_=recorded("ValueError", "error")), record_after(1))
+    assert "automatic retries exhausted (1 of 1)" in decision.note

@@ -203,3 +203,28 @@ def test_carry_task_state_accepts_only_a_bool(value, got):
     assert "DAG 'my_dag'" in message
     assert f"key 'carry_task_state': Input should be a valid boolean (got {got})" in message
     assert "carry_task_state (bool)" in message  # named among the accepted keys
+
+
+def test_retry_on_is_every_cause_by_default_and_can_be_narrowed():
+    assert parse_settings(True, dag_id="d").retry_on == ["infrastructure", "timeout", "error"]
+    assert parse_settings({"retry_on": ["infrastructure"]}, dag_id="d").retry_on == ["infrastructure"]
+    dag = make_dag("resume_retry_on", {"resume": {"retries": 2, "retry_on": ["infrastructure", "timeout"]}})
+    assert settings_for(dag).retry_on == ["infrastructure", "timeout"]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (["oom"], "Input should be 'infrastructure', 'timeout' or 'error' (got 'oom')"),
+        (["Error"], "Input should be 'infrastructure', 'timeout' or 'error' (got 'Error')"),
+        ("error", "Input should be a valid list (got 'error')"),
+        ([], "List should have at least 1 item after validation, not 0 (got [])"),
+    ],
+)
+def test_retry_on_accepts_only_a_list_of_causes(value, problem):
+    with pytest.raises(ResumeConfigError) as exc:
+        parse_settings({"retry_on": value}, dag_id="my_dag")
+    message = str(exc.value)
+    assert "DAG 'my_dag'" in message
+    assert f"key 'retry_on': {problem}" in message
+    assert "retry_on (list of failure causes: 'infrastructure', 'timeout', 'error')" in message
