@@ -8,11 +8,11 @@ transaction, so one run that cannot be resumed, or whose resume fails, never sto
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_resume_provider import compat
 from airflow_resume_provider.exceptions import (
     BadRequestError,
     NotResumableError,
@@ -23,6 +23,8 @@ from airflow_resume_provider.models import ReasonCode
 from airflow_resume_provider.resume import KIND_MANUAL, assess, resume
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -69,13 +71,6 @@ class BulkOutcome(BaseModel):
         return self.model_dump(mode="json")
 
 
-def as_utc(moment: datetime | None) -> datetime | None:
-    """A time without a zone is taken as UTC, as Airflow stores times."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=timezone.utc)
-
-
 def require_dag(session: Session, dag_id: str) -> None:
     """:raises RunNotFoundError: Airflow does not know the DAG."""
     from airflow.models.dag import DagModel
@@ -102,7 +97,7 @@ def failed_run_ids(
     from airflow.utils.state import DagRunState
     from sqlalchemy import func, select
 
-    since, until = as_utc(since), as_utc(until)
+    since, until = compat.as_utc(since), compat.as_utc(until)
     where = [DagRun.dag_id == dag_id, DagRun.state == DagRunState.FAILED]
     if since is not None:
         where.append(DagRun.end_date >= since)

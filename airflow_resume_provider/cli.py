@@ -280,7 +280,7 @@ def _check_run_args(args: Any) -> None:
 def _parse_time(option: str, text: str | None) -> Any:
     from datetime import datetime
 
-    from airflow_resume_provider.bulk import as_utc
+    from airflow_resume_provider.compat import as_utc
 
     if text is None:
         return None

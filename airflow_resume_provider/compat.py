@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import datetime
 
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance as RuntimeTaskInstance
     from sqlalchemy.orm import Session
@@ -248,6 +249,20 @@ def server_stats() -> Any:
 
 
 # --- object storage ----------------------------------------------------------------------------------
+
+
+# --- dates ---------------------------------------------------------------------------------------------
+
+
+@overload
+def as_utc(moment: datetime) -> datetime: ...
+@overload
+def as_utc(moment: None) -> None: ...
+def as_utc(moment: datetime | None) -> datetime | None:
+    """``moment`` in UTC, a naive one read as UTC as Airflow stores times (Airflow's ``coerce_datetime``)."""
+    from airflow.sdk.timezone import coerce_datetime
+
+    return None if moment is None else coerce_datetime(moment).in_timezone("UTC")
 
 
 # --- DAGs and tasks ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider import conf, run_record
+from airflow_resume_provider import compat, conf, run_record
 from airflow_resume_provider.manual_kill import KILLED_SUFFIX
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.paths import (
@@ -69,7 +69,7 @@ def expired_reason(where: str, end_date: datetime | None, days: int, now: dateti
     """Why a run that ended at ``end_date`` is past its retention of ``days`` days (0: forever), or None."""
     if days <= 0 or end_date is None:
         return None
-    expiry = expires_on(_aware(end_date), days)
+    expiry = expires_on(compat.as_utc(end_date), days)
     if expiry > now:
         return None
     return (
@@ -353,11 +353,6 @@ class _Row:
     conf: Any
 
 
-def _aware(value: datetime) -> datetime:
-    """``value`` in UTC; a naive value is read as UTC (how Airflow stores dates)."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 def _old_runs(session: Session, cutoff: datetime, dag_id: str | None) -> Iterator[_Row]:
     """
     Finished runs that ended before ``cutoff``, by DAG and end, :data:`BATCH_SIZE` per query (keyset
@@ -387,7 +382,7 @@ def _old_runs(session: Session, cutoff: datetime, dag_id: str | None) -> Iterato
         )
         rows = session.execute(page).all()
         for d, e, _, r, v, t, c in rows:
-            yield _Row(d, r, _aware(e), v, t, c)
+            yield _Row(d, r, compat.as_utc(e), v, t, c)
         if len(rows) < BATCH_SIZE:
             return
         after = tuple(rows[-1][:3])
@@ -481,7 +476,7 @@ def _still_old(session: Session, run: ExpiredRun, cutoff: datetime, chains: _Cha
     if row is None:
         return None  # the run was deleted meanwhile: nothing can use its state any more
     state, end_date, run_conf = row
-    if state not in FINISHED_STATES or end_date is None or _aware(end_date) >= cutoff:
+    if state not in FINISHED_STATES or end_date is None or compat.as_utc(end_date) >= cutoff:
         return f"the run is {state} again (cleared or rerun) since it was listed"
     root = _root(run.dag_id, run.run_id, run_conf)
     if root in chains.roots(session, run.dag_id):

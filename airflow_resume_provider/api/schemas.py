@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime  # noqa: TC003 - pydantic resolves it at runtime
 from typing import Annotated, Literal
 
 from airflow.models.base import ID_LEN
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from airflow_resume_provider.bulk import MAX_RUNS_PER_REQUEST, as_utc
+from airflow_resume_provider.bulk import MAX_RUNS_PER_REQUEST
+from airflow_resume_provider.compat import as_utc
 from airflow_resume_provider.models import ReasonCode  # noqa: TC001 - pydantic resolves it at runtime
 
 #: The longest task id Airflow stores (``airflow.models.base.ID_LEN``); longer ones are refused (422).
@@ -58,7 +59,7 @@ class BulkResumeRequest(BaseModel):
         if moment is None:
             return None
         try:
-            return as_utc(moment).astimezone(timezone.utc)  # type: ignore[union-attr]
+            return as_utc(moment)
         except (OverflowError, ValueError):
             raise ValueError("outside the times Airflow can store (years 1 to 9999, in UTC)") from None
 
