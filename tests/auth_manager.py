@@ -1,14 +1,23 @@
 """
-A test-only auth manager: Airflow's SimpleAuthManager plus one user who may read runs but not XComs.
+The test stacks' auth manager: Airflow's SimpleAuthManager plus users it cannot express.
 
-SimpleAuthManager grants by role only, and every role that may read a DAG's runs may also read its
-XComs, so it cannot express the user the Resume page must hide XCom values from. The end-to-end and
-browser stacks use this subclass (``AIRFLOW__CORE__AUTH_MANAGER=tests.auth_manager.NoXComAuditorAuthManager``)
-to test that decision against a real api-server.
+SimpleAuthManager grants by role (and, with ``[core] multi_team``, by the teams listed beside a user),
+and every role that may read a DAG's runs may also read its XComs and every DAG of the user's teams
+only. The end-to-end and browser stacks use this subclass
+(``AIRFLOW__CORE__AUTH_MANAGER=tests.auth_manager.StackAuthManager``) to test the provider's
+decisions against a real api-server with two more kinds of user:
+
+- ``auditor`` (role viewer) may read runs but not the XComs of any DAG;
+- ``carol`` (role user, team ``team_a``) may read the runs of every team's DAGs but trigger runs and
+  read XComs only of her own team's DAGs, the user a team-blind permission check would let resume
+  another team's runs. ``alice`` (role user, team ``team_a``) is a plain SimpleAuthManager team member.
+
+Users and teams are set in ``tools.airflow_stack`` (``USERS``, ``TEAM_USERS``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -21,10 +30,12 @@ if TYPE_CHECKING:
 
 #: The user (role ``viewer``, see ``tools.airflow_stack.USERS``) who may not read XComs.
 AUDITOR = "auditor"
+#: The team member who may read every team's runs (not their XComs) and trigger only her own team's.
+CROSS_TEAM_READER = "carol"
 
 
-class NoXComAuditorAuthManager(SimpleAuthManager):
-    """SimpleAuthManager, except that the user ``auditor`` may not read (or write) any DAG's XComs."""
+class StackAuthManager(SimpleAuthManager):
+    """SimpleAuthManager, except for ``auditor`` (no XComs) and ``carol`` (reads every team's runs)."""
 
     def is_authorized_dag(
         self,
@@ -36,6 +47,13 @@ class NoXComAuditorAuthManager(SimpleAuthManager):
     ) -> bool:
         if access_entity == DagAccessEntity.XCOM and user.get_name() == AUDITOR:
             return False
+        if (
+            user.get_name() == CROSS_TEAM_READER
+            and method == "GET"
+            and access_entity != DagAccessEntity.XCOM
+            and details is not None
+        ):
+            details = dataclasses.replace(details, team_name=None)
         return super().is_authorized_dag(
             method=method, user=user, access_entity=access_entity, details=details
         )

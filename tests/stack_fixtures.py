@@ -6,8 +6,10 @@ logging to S3 served by ``moto_server`` over HTTP, so state files live on S3; wi
 (the default; the ``release`` set on the older Airflow) it uses SQLite and local logs, Airflow's
 embedded default. Between them, both state stores are proven end to end.
 
-Either way the auth manager is ``tests.auth_manager.NoXComAuditorAuthManager`` (SimpleAuthManager
-plus a user ``auditor`` who may read runs but not XComs) and the XCom backend is
+Either way the stack is multi-team (``[core] multi_team``): the DAGs folder is a bundle of no team, as
+on a stack without teams, and teams ``team_a`` and ``team_b`` each own a bundle with one DAG
+(``tests/dags/teams``). The auth manager is ``tests.auth_manager.StackAuthManager`` (SimpleAuthManager
+plus a user ``auditor`` who may read runs but not XComs, and team members) and the XCom backend is
 ``tests.xcom_backend.RejectingXComBackend`` (Airflow's own, but refusing the provider's announcements of
 one DAG), imported by the Airflow processes from the repository root on ``PYTHONPATH``.
 """
@@ -22,7 +24,8 @@ from tools.airflow_stack import REPO, AirflowStack
 from tools.moto_s3 import aws_connection, moto_s3
 
 BUCKET = "airflow-logs"
-AUTH_MANAGER = "tests.auth_manager.NoXComAuditorAuthManager"
+AUTH_MANAGER = "tests.auth_manager.StackAuthManager"
+TEAMS = {team: REPO / "tests" / "dags" / "teams" / team for team in ("team_a", "team_b")}
 XCOM_BACKEND = "tests.xcom_backend.RejectingXComBackend"
 
 
@@ -54,7 +57,11 @@ def stack(backend, tmp_path_factory, request):
             "AIRFLOW_CONN_AWS_MOTO": aws_connection(endpoint),
         }
     airflow = AirflowStack(
-        home=tmp_path_factory.mktemp("airflow-e2e"), backend=backend, extra_env=extra_env, s3=s3
+        home=tmp_path_factory.mktemp("airflow-e2e"),
+        backend=backend,
+        extra_env=extra_env,
+        s3=s3,
+        team_dag_sources=TEAMS,
     )
     try:
         airflow.start()

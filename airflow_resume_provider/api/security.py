@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from typing import TYPE_CHECKING, Annotated
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, bearer_scheme, get_user, requires_access_dag
 from airflow.api_fastapi.logging.decorators import action_logging
@@ -35,12 +35,14 @@ __all__ = [
     "can_trigger_runs",
     "csrf_protected",
     "csrf_token_for",
+    "dag_details",
 ]
 
 #: The UI's session cookie (``base_auth_manager.COOKIE_NAME_JWT_TOKEN``).
 SESSION_COOKIE = "_token"
 CSRF_HEADER = "X-Resume-CSRF-Token"
 
+# Airflow's own route dependency: it resolves the DAG (from the path) and its team itself.
 CanReadRuns = Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 CanTriggerRuns = Depends(requires_access_dag("POST", DagAccessEntity.RUN))
 #: Any authenticated user (bearer token or session cookie); 401 otherwise.
@@ -52,15 +54,25 @@ def audit(event: str):
     return Depends(action_logging(event=event))
 
 
+def dag_details(dag_id: str) -> DagDetails:
+    """
+    The DAG as the auth manager is asked about it: its id and its team (with ``[core] multi_team``, the
+    team of the DAG bundle it was parsed from), resolved as Airflow's own ``requires_access_dag`` does.
+    Without the team, a team-aware auth manager would judge another team's DAG as a DAG of no team.
+    """
+    from airflow.models.dag import DagModel
+
+    return DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
+
+
 def _is_authorized_dag(method: ResourceMethod, access_entity: DagAccessEntity, dag_id: str, user) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
 
     if user is None:
         return False
     return bool(
         get_auth_manager().is_authorized_dag(
-            method=method, access_entity=access_entity, details=DagDetails(id=dag_id), user=user
+            method=method, access_entity=access_entity, details=dag_details(dag_id), user=user
         )
     )
 
@@ -78,7 +90,7 @@ def can_read_xcoms(dag_id: str, user) -> bool:
     run may still be refused its XComs (Airflow's own XCom routes answer 403), so the Resume page
     shows such a user the XCom keys and sizes only. SimpleAuthManager cannot express that user (all
     its roles that read runs read XComs), so the decision is tested end to end with the test-only
-    auth manager ``tests.auth_manager.NoXComAuditorAuthManager``.
+    auth manager ``tests.auth_manager.StackAuthManager``.
     """
     return _is_authorized_dag("GET", DagAccessEntity.XCOM, dag_id, user)
 

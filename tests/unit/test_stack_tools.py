@@ -97,3 +97,24 @@ def test_stack_writes_to_the_rest_api_survive_a_locked_sqlite(tmp_path):
             assert c.patch("/api/v2/variables/k", json={"value": "v"}).status_code == 500
     finally:
         server.shutdown()
+
+
+def test_a_stack_with_teams_is_multi_team_with_a_bundle_and_members_per_team(tmp_path):
+    import json
+
+    plain = AirflowStack(home=tmp_path, port=1).env()
+    assert (
+        "AIRFLOW__CORE__MULTI_TEAM" not in plain
+        and "alice" not in plain["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+    )
+
+    env = AirflowStack(home=tmp_path, port=1, team_dag_sources={"team_a": tmp_path / "a"}).env()
+    assert env["AIRFLOW__CORE__MULTI_TEAM"] == "True"
+    bundles = json.loads(env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"])
+    assert [(b["name"], b.get("team_name")) for b in bundles] == [
+        ("dags-folder", None),
+        ("dags-team_a", "team_a"),
+    ]
+    assert bundles[1]["kwargs"] == {"path": str(tmp_path / "dags-team_a")}
+    users = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",")
+    assert {"admin:admin", "alice:user:team_a", "carol:user:team_a"} <= set(users)
