@@ -70,7 +70,7 @@ def test_a_team_member_cannot_read_preview_or_resume_another_teams_runs(stack, r
     assert resume_runs(stack, OTHER, run_id) == []
 
 
-def test_a_reader_of_every_team_may_resume_and_see_xcoms_only_of_his_own_team(stack, runs):
+def test_a_reader_of_every_team_cannot_resume_or_see_the_xcoms_of_another_team(stack, runs):
     run_id = runs["b"]
     with stack.client("carol") as carol:
         # What Airflow itself lets her do with team B's DAG: read its runs, not its XComs, no trigger.
@@ -99,12 +99,12 @@ def test_a_reader_of_every_team_may_resume_and_see_xcoms_only_of_his_own_team(st
     assert other_tab.status_code == 200 and run_id in html.unescape(other_tab.text)
     assert "Resume selected" not in other_tab.text
 
+
+def test_team_members_resume_their_own_teams_runs_by_every_route(stack, runs):
     own_page = html.unescape(ui(stack, f"dags/{OWN}/dagRuns/{q(runs['a2'])}", "carol").text)
     assert 'id="resume-btn"' in own_page and '"amount": 10' in own_page and XCOM_HIDDEN not in own_page
     assert "Resume selected" in ui(stack, f"dags/{OWN}", "carol").text
 
-
-def test_team_members_resume_their_own_teams_runs_by_every_route(stack, runs):
     with stack.variables(resume_test_team_fail="false"):  # the fix, before the resumes
         with stack.client("alice") as alice:
             assert alice.get(f"{API}/dags/{OWN}/dagRuns/{q(runs['a1'])}").json()["resumable"] is True
