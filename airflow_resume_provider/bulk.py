@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_resume_provider import compat
+from airflow_resume_provider.display import error_summary
 from airflow_resume_provider.exceptions import (
     BadRequestError,
     NotResumableError,
@@ -198,7 +199,7 @@ def _one(
             log.exception("Bulk resume: run %s of DAG %s failed", run_id, dag_id)
         if isinstance(err, ResumeError):
             return _refused(run_id, err.reason_code, str(err))
-        return _refused(run_id, ReasonCode.RESUME_FAILED, f"{type(err).__name__}: {err}")
+        return _refused(run_id, ReasonCode.RESUME_FAILED, error_summary(err))
 
 
 def _refused(run_id: str, reason_code: ReasonCode | None, reason: str | None) -> BulkResult:

@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import causes, compat, conf, metrics
-from airflow_resume_provider.bookkeeping import (
+from airflow_resume_provider.exceptions import StateError
+from airflow_resume_provider.persisted import (
     BOOKKEEPING_XCOM_KEYS,
     CONF_KEY,
     RETURN_KEY,
@@ -24,8 +25,7 @@ from airflow_resume_provider.bookkeeping import (
     XCOM_CAPTURE_ERROR,
     XCOM_STATE_REF,
 )
-from airflow_resume_provider.exceptions import StateError
-from airflow_resume_provider.settings import settings_for
+from airflow_resume_provider.resume_param import settings_for
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.model import (
     FailureRecord,
@@ -138,10 +138,22 @@ def _upstream_announcements(ti: RuntimeTaskInstance, upstream_id: str) -> list[d
     return [value for value in values if isinstance(value, dict)]
 
 
+class UpstreamStateLost(StateError):
+    """The upstream task's state was not recorded; ``origin`` is the first task whose state was lost."""
+
+    def __init__(self, upstream_id: str, origin: str, reason: str) -> None:
+        self.origin, self.origin_reason = origin, reason
+        why = f"({reason})" if origin == upstream_id else f"(first lost at task {origin!r}: {reason})"
+        super().__init__(
+            f"the state of the upstream task {upstream_id!r} was not recorded {why}, so the XComs it passes on "
+            "are not known"
+        )
+
+
 def _check_upstream_recorded(ti: RuntimeTaskInstance, upstream_id: str) -> None:
     """
-    :raises StateError: the upstream task recorded that its state, or its announcement of the XCom keys
-        it pushed, could not be recorded: this task's inputs cannot be known completely either.
+    :raises UpstreamStateLost: the upstream task recorded that its state, or its announcement of the
+        XCom keys it pushed, could not be recorded: this task's inputs cannot be known completely either.
     """
     if _is_mapped(ti, upstream_id):
         values = compat.xcom_values(ti, upstream_id, XCOM_CAPTURE_ERROR)
@@ -149,9 +161,10 @@ def _check_upstream_recorded(ti: RuntimeTaskInstance, upstream_id: str) -> None:
         values = [compat.xcom_value(ti, upstream_id, XCOM_CAPTURE_ERROR)]
     for value in values:
         if isinstance(value, dict) and value.get("stage") == STAGE_CAPTURE:
-            raise StateError(
-                f"the state of the upstream task {upstream_id!r} was not recorded ({value.get('reason')}), so "
-                "the XComs it passes on are not known"
+            # Named once, where it was first lost: a long chain must not nest every task's reason.
+            origin = value.get("origin") or upstream_id
+            raise UpstreamStateLost(
+                upstream_id, str(origin), str(value.get("origin_reason") or value.get("reason"))
             )
 
 
@@ -295,7 +308,9 @@ def _write(ti: RuntimeTaskInstance, record: StateRecord, handle: Any | None = No
     return handle, location.url, digest
 
 
-def _record_capture_error(ti: RuntimeTaskInstance, reason: str, stage: str = STAGE_CAPTURE) -> None:
+def _record_capture_error(
+    ti: RuntimeTaskInstance, reason: str, stage: str = STAGE_CAPTURE, lost: UpstreamStateLost | None = None
+) -> None:
     log.warning(
         "Resume state for task %r (try %s) of run %r could not be recorded: %s. The run cannot be resumed "
         "from this task; no impact on the task.",
@@ -305,7 +320,10 @@ def _record_capture_error(ti: RuntimeTaskInstance, reason: str, stage: str = STA
         reason,
     )
     try:
-        ti.xcom_push(XCOM_CAPTURE_ERROR, {"reason": reason, "try_number": ti.try_number, "stage": stage})
+        error = {"reason": reason, "try_number": ti.try_number, "stage": stage}
+        if lost is not None:
+            error |= {"origin": lost.origin, "origin_reason": lost.origin_reason}
+        ti.xcom_push(XCOM_CAPTURE_ERROR, error)
     except Exception:
         log.warning("Could not record the capture error as an XCom; no impact on the task.", exc_info=True)
 
@@ -332,7 +350,7 @@ def _capture_attempt(ti: RuntimeTaskInstance) -> bool:
         record = build_record(ti)
         handle, url, digest = _write(ti, record)
     except StateError as err:
-        _record_capture_error(ti, str(err))
+        _record_capture_error(ti, str(err), lost=err if isinstance(err, UpstreamStateLost) else None)
         return False
     except Exception as err:
         _record_capture_error(ti, storage.describe_error(err))

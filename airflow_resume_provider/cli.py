@@ -334,8 +334,16 @@ def _confirm(question: str, refused: str) -> None:
     """Ask on the terminal; exit 1 (saying ``refused``) unless the answer is yes."""
     if not sys.stdin.isatty():
         _fail(f"{refused}: no terminal to confirm on. Pass -y to go ahead without asking.")
-    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
-    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+    from airflow.utils.helpers import ask_yesno
+
+    def ask(text: str) -> None:  # on stderr: stdout may carry a document a script reads
+        print(text, file=sys.stderr, flush=True)
+
+    try:
+        yes = ask_yesno(f"{question} [y/N]", default=False, output_fn=ask)
+    except EOFError:
+        yes = False
+    if not yes:
         _fail(f"Cancelled: {refused[0].lower()}{refused[1:]}.")
 
 
@@ -476,8 +484,12 @@ def _print_cleanup(args: Any, result: Any) -> None:
                 f"Would delete {result.summary()}." + (" Dry run: nothing deleted." if args.dry_run else "")
             )
         else:
-            print(f"Nothing to delete: no state files of {result.runs_text()}.")
-        rows = [r.to_dict() for r in result.runs if r.files]
+            print(f"Nothing to delete: no state files of {terminal_safe(result.runs_text())}.")
+        rows = [
+            {name: terminal_safe(value, markup=True) for name, value in r.to_dict().items()}
+            for r in result.runs
+            if r.files
+        ]
         if rows and not result.deleted:
             from airflow.cli.simple_table import AirflowConsole
 
@@ -487,6 +499,6 @@ def _print_cleanup(args: Any, result: Any) -> None:
         if result.kept:
             dag_id, run_id, why = result.kept[0]
             more = f" (and {len(result.kept) - 1} more, -o json lists them)" if len(result.kept) > 1 else ""
-            print(f"Kept the state of run {run_id!r} of DAG {dag_id!r}{more}: {why}.")
+            print(terminal_safe(f"Kept the state of run {run_id!r} of DAG {dag_id!r}{more}: {why}."))
     for error in result.errors:
-        print(f"PROBLEM: {error}", file=sys.stderr)
+        print(f"PROBLEM: {terminal_safe(error)}", file=sys.stderr)

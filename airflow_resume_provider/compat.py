@@ -265,6 +265,33 @@ def as_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else coerce_datetime(moment).in_timezone("UTC")
 
 
+# --- task logs -------------------------------------------------------------------------------------------
+
+
+def log_templates(session: Session) -> list[tuple[int, str]]:
+    """Every ``log_filename_template`` the deployment has used (Airflow records each in ``log_template``),
+    as ``(id, filename)``, oldest first."""
+    from airflow.models.tasklog import LogTemplate
+    from sqlalchemy import select
+
+    return [
+        (int(i), str(f))
+        for i, f in session.execute(select(LogTemplate.id, LogTemplate.filename).order_by(LogTemplate.id))
+    ]
+
+
+def run_log_template(session: Session, dag_run: Any) -> str | None:
+    """The log filename template of a run, or None for a run from before templates were recorded."""
+    try:
+        return dag_run.get_log_template(session=session).filename
+    except Exception:
+        return None
+
+
+#: The process context Airflow gives server-side processes (connections may live in the metadata DB).
+SERVER_PROCESS_CONTEXT = {"_AIRFLOW_PROCESS_CONTEXT": "server"}
+
+
 # --- DAGs and tasks ----------------------------------------------------------------------------------
 
 
@@ -363,17 +390,25 @@ def record_map_length(session: Session, dag: Any, task_id: str, run_id: str, sto
         )
 
 
+def stored_xcom_json(value: Any) -> Any:
+    """An XCom value as the metadata DB holds it, its JSON text decoded (Airflow's serde form)."""
+    import json
+
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _deserialize_stored(value: Any) -> Any:
     """An XCom value in Airflow's stored form (serde form, JSON text when the Task SDK wrote it), as the
     task returned it."""
-    import json
-
     from airflow.sdk.serde import deserialize
 
     try:
-        if isinstance(value, str):
-            value = json.loads(value)
-        return deserialize(value)
+        return deserialize(stored_xcom_json(value))
     except Exception:
         return value
 

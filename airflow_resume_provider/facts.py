@@ -13,7 +13,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import carry, compat, conf, retention, run_record
-from airflow_resume_provider.bookkeeping import CONF_KEY, STAGE_CAPTURE, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.display import shortened
 from airflow_resume_provider.exceptions import (
     NonLinearDagError,
@@ -27,8 +26,15 @@ from airflow_resume_provider.exceptions import (
     StateStorageError,
 )
 from airflow_resume_provider.models import ReasonCode
+from airflow_resume_provider.persisted import (
+    CONF_KEY,
+    PARAM_NAME,
+    STAGE_CAPTURE,
+    XCOM_CAPTURE_ERROR,
+    XCOM_STATE_REF,
+)
 from airflow_resume_provider.resumability import RunFacts
-from airflow_resume_provider.settings import PARAM_NAME, settings_for
+from airflow_resume_provider.resume_param import settings_for
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.chain import ChainScope, load_chain
 from airflow_resume_provider.structure import linear_order
@@ -101,21 +107,11 @@ def lineage_run_ids(session: Session, dag_id: str, run_id: str, own: run_record.
 
 def known_log_templates(session: Session) -> list[str]:
     """Every ``log_filename_template`` this deployment has used (Airflow records each), newest first."""
-    from airflow.models.tasklog import LogTemplate
-    from sqlalchemy import select
-
     templates = [conf.log_filename_template()]
-    for filename in session.scalars(select(LogTemplate.filename).order_by(LogTemplate.id.desc())):
+    for _, filename in reversed(compat.log_templates(session)):
         if filename not in templates:
             templates.append(filename)
     return templates
-
-
-def _run_log_template(session: Session, dag_run: Any) -> str | None:
-    try:
-        return dag_run.get_log_template(session=session).filename
-    except Exception:  # a run from before log templates were recorded: today's template
-        return None
 
 
 # --- manual kills -----------------------------------------------------------------------------------
@@ -277,12 +273,7 @@ def _xcom(session: Session, dag_id: str, run_id: str, task_id: str, key: str, ma
             run_id=run_id, key=key, task_ids=task_id, dag_ids=dag_id, map_indexes=map_index
         ).with_only_columns(XComModel.value)
     )
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+    return compat.stored_xcom_json(value)
 
 
 def state_location(
@@ -312,7 +303,7 @@ def state_location(
         task_id=ti.task_id,
         map_index=map_index,
         try_number=try_number,
-        template=_run_log_template(session, dag_run),
+        template=compat.run_log_template(session, dag_run),
     )
     return location, dag_run.run_id, try_number
 
@@ -585,6 +576,11 @@ def gather_facts(
         facts.state_error = f"{where}: the state folder cannot be reached: {err}. Try again when it is back."
         return facts
     except StateMissingError:
+        if requested_kill is not None:
+            # Set to failed by hand before its state was written (Airflow recorded no failure of its
+            # own for the attempt): the kill is what the user needs to know.
+            facts.manual_kill = requested_kill
+            return facts
         capture_error = _capture_error(session, dag_id, run_id, point, point_ti.map_index)
         if capture_error:
             facts.state_error_code = ReasonCode.STATE_NOT_RECORDED

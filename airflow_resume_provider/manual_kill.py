@@ -19,12 +19,12 @@ from typing import Any
 from airflow_resume_provider import background, compat, conf
 from airflow_resume_provider.exceptions import StateError
 from airflow_resume_provider.guard import API_SERVER, never_raises
+from airflow_resume_provider.persisted import KILLED_SUFFIX, STATE_SUFFIX
 from airflow_resume_provider.state import integrity, storage
-from airflow_resume_provider.state.paths import STATE_SUFFIX, StateLocation
+from airflow_resume_provider.state.paths import StateLocation
 
 log = logging.getLogger(__name__)
 
-KILLED_SUFFIX = ".resume-killed.json"
 #: The attempt a marker is bound to: it counts only for this very attempt.
 IDENTITY_KEYS = ("dag_id", "run_id", "task_id", "map_index", "try_number")
 MARKER_VERSION = 1
@@ -89,7 +89,7 @@ def killed_marker(state: StateLocation, identity: dict[str, Any]) -> tuple[str |
 def _resume_enabled(dag_id: str, session: Any) -> bool:
     from airflow.models.dagbag import DBDagBag
 
-    from airflow_resume_provider.settings import settings_for
+    from airflow_resume_provider.resume_param import settings_for
 
     dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
     try:

@@ -15,6 +15,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import compat, conf
+from airflow_resume_provider.persisted import (
+    CAPTURE_DURATION,
+    CAPTURE_FAILED,
+    CAPTURE_WRITTEN,
+    CREATE_DURATION,
+    CREATED,
+    REFUSED,
+    RETRY_NOT_RETRIED,
+    RETRY_SCHEDULED,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,14 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Metric names: part of what users chart and alert on. Never rename.
-CAPTURE_WRITTEN = "resume.capture.written"
-CAPTURE_FAILED = "resume.capture.failed"
-CAPTURE_DURATION = "resume.capture.duration"
-CREATED = "resume.created"
-CREATE_DURATION = "resume.create.duration"
-REFUSED = "resume.refused"
-RETRY_SCHEDULED = "resume.retry.scheduled"
-RETRY_NOT_RETRIED = "resume.retry.not_retried"
 
 _warned = False
 

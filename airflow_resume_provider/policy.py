@@ -15,7 +15,8 @@ from airflow_resume_provider.compat import airflow_supported
 from airflow_resume_provider.exceptions import NonLinearDagError, ResumeConfigError
 from airflow_resume_provider.guard import DAG as DAG_IMPACT
 from airflow_resume_provider.guard import TASK, guarded, never_raises
-from airflow_resume_provider.settings import RETRIES_TAG, settings_for
+from airflow_resume_provider.persisted import RETRIES_TAG
+from airflow_resume_provider.resume_param import settings_for
 from airflow_resume_provider.structure import linear_order
 
 if TYPE_CHECKING:

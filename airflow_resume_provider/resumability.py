@@ -17,7 +17,7 @@ from airflow_resume_provider.state.paths import relative_to_roots
 from airflow_resume_provider.structure import TaskShape, describe_changes, recorded_order
 
 if TYPE_CHECKING:
-    from airflow_resume_provider.settings import ResumeSettings
+    from airflow_resume_provider.resume_param import ResumeSettings
     from airflow_resume_provider.state.chain import StateChain
     from airflow_resume_provider.state.paths import StateRoot
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_resume_provider import carry, compat, metrics, run_record
-from airflow_resume_provider.bookkeeping import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.exceptions import (
     NotResumableError,
     ResumeError,
@@ -25,6 +24,7 @@ from airflow_resume_provider.exceptions import (
     RunNotFoundError,
 )
 from airflow_resume_provider.facts import gather_facts
+from airflow_resume_provider.persisted import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.resumability import KEPT_MAP_INDEX_STATES, RunFacts, decide
 from airflow_resume_provider.state import storage
 

@@ -15,9 +15,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import run_record
-from airflow_resume_provider.bookkeeping import CONF_KEY
 from airflow_resume_provider.exceptions import ResumedContextError
-from airflow_resume_provider.settings import PARAM_NAME
+from airflow_resume_provider.persisted import CONF_KEY, PARAM_NAME
 
 if TYPE_CHECKING:
     from airflow_resume_provider.run_record import RunRecord

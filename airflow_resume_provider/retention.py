@@ -32,12 +32,13 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider import compat, conf, run_record
-from airflow_resume_provider.manual_kill import KILLED_SUFFIX
+from airflow_resume_provider.display import error_summary
+from airflow_resume_provider.persisted import KILLED_SUFFIX, RESUME_RUN_PREFIX, STATE_SUFFIX
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.paths import (
-    STATE_SUFFIX,
     StateLocation,
     attempt_state_relpath,
+    relative_to_roots,
     render_log_relpath,
 )
 
@@ -362,7 +363,7 @@ def _old_runs(session: Session, cutoff: datetime, dag_id: str | None) -> Iterato
     from airflow.models.dagrun import DagRun
     from sqlalchemy import case, select, tuple_
 
-    resumed = DagRun.run_id.startswith(run_record.RESUME_RUN_PREFIX, autoescape=True)
+    resumed = DagRun.run_id.startswith(RESUME_RUN_PREFIX, autoescape=True)
     query = select(
         DagRun.dag_id,
         DagRun.end_date,
@@ -408,7 +409,7 @@ class _ResumeWasEnabled:
         from airflow.models.dagbag import DBDagBag
 
         from airflow_resume_provider.compat import dag_of_version
-        from airflow_resume_provider.settings import settings_for
+        from airflow_resume_provider.resume_param import settings_for
 
         bag = DBDagBag()  # one per version: a bag keeps every DAG it read, this one is dropped at once
         try:
@@ -434,7 +435,7 @@ def _chains_in_use(session: Session, dag_ids: set[str], cutoff: datetime) -> set
     rows = session.execute(
         select(DagRun.dag_id, DagRun.run_id, DagRun.conf).where(
             DagRun.dag_id.in_(sorted(dag_ids)),
-            DagRun.run_id.startswith(run_record.RESUME_RUN_PREFIX, autoescape=True),
+            DagRun.run_id.startswith(RESUME_RUN_PREFIX, autoescape=True),
             or_(DagRun.end_date.is_(None), DagRun.end_date >= cutoff, DagRun.state.not_in(FINISHED_STATES)),
         )
     )
@@ -486,13 +487,8 @@ def _still_old(session: Session, run: ExpiredRun, cutoff: datetime, chains: _Cha
 
 def _templates(session: Session) -> dict[int | None, str]:
     """Every log filename template by id; None (runs from before templates were recorded): the first."""
-    from airflow.models.tasklog import LogTemplate
-    from sqlalchemy import select
-
     templates: dict[int | None, str] = {}
-    for template_id, filename in session.execute(
-        select(LogTemplate.id, LogTemplate.filename).order_by(LogTemplate.id)
-    ):
+    for template_id, filename in compat.log_templates(session):
         templates.setdefault(None, filename)
         templates[template_id] = filename
     return templates
@@ -542,8 +538,8 @@ def _run_files(
                 )
         except Exception as err:
             errors.append(
-                f"DAG {run.dag_id!r}, run {run.run_id!r}: could not list its state in {root.url}: "
-                f"{type(err).__name__}: {err}"
+                f"DAG {run.dag_id!r}, run {run.run_id!r}: could not list its state in one of the state "
+                f"folders: {error_summary(err, [root.url])}"
             )
             continue
         files.extend(found)
@@ -634,7 +630,9 @@ def _delete_run(
             else:
                 storage.delete(file.location)
         except Exception as err:
-            done.errors.append(f"could not delete {file.location.url}: {type(err).__name__}: {err}")
+            roots = storage.roots()
+            shown = relative_to_roots(file.location.url, roots)
+            done.errors.append(f"could not delete {shown}: {error_summary(err, [r.url for r in roots])}")
             continue
         deleted.files.append(file)
     done.runs.append(deleted)

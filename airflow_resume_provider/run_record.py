@@ -21,11 +21,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from airflow_resume_provider import conf
-from airflow_resume_provider.bookkeeping import CONF_KEY
 from airflow_resume_provider.exceptions import SigningUnavailableError
+from airflow_resume_provider.persisted import CONF_KEY, RESUME_RUN_PREFIX, SIGNATURE_KEY
 
-SIGNATURE_KEY = "signature"
-RESUME_RUN_PREFIX = "resume__"
 MAX_RUN_ID_LENGTH = 250
 _TAG_CHARS = 10
 _DEFAULT_RUN_ID_PATTERN = r"^[A-Za-z0-9_.~:+-]+$"

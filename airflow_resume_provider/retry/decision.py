@@ -11,8 +11,8 @@ from airflow_resume_provider.models import ReasonCode
 
 if TYPE_CHECKING:
     from airflow_resume_provider.models import Verdict
+    from airflow_resume_provider.resume_param import ResumeSettings
     from airflow_resume_provider.run_record import RunRecord
-    from airflow_resume_provider.settings import ResumeSettings
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ import threading
 import time
 from typing import Any
 
+from airflow_resume_provider.compat import SERVER_PROCESS_CONTEXT
 from airflow_resume_provider.exceptions import ResumeConfigError
 from airflow_resume_provider.guard import SCHEDULER, never_raises
-from airflow_resume_provider.settings import settings_for
+from airflow_resume_provider.resume_param import settings_for
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class WorkerProcess:
             stdin=subprocess.PIPE,
             close_fds=True,
             # A server-side component: connections may live in the metadata DB.
-            env={**os.environ, "_AIRFLOW_PROCESS_CONTEXT": "server"},
+            env={**os.environ, **SERVER_PROCESS_CONTEXT},
         )
         assert self.process.stdin is not None
         self.fd = self.process.stdin.fileno()

@@ -15,9 +15,10 @@ from airflow_resume_provider import conf, metrics, run_record
 from airflow_resume_provider.causes import UNKNOWN, cause_of
 from airflow_resume_provider.exceptions import ResumeConfigError, RunNotFoundError
 from airflow_resume_provider.facts import gather_facts
+from airflow_resume_provider.persisted import RETRIES_TAG
 from airflow_resume_provider.resumability import decide
+from airflow_resume_provider.resume_param import settings_for
 from airflow_resume_provider.retry.decision import RetryDecision, decide_retry, failure_signature
-from airflow_resume_provider.settings import RETRIES_TAG, settings_for
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

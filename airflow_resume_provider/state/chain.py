@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_resume_provider.bookkeeping import RETURN_KEY
 from airflow_resume_provider.exceptions import StateError, StateMissingError
+from airflow_resume_provider.persisted import RETURN_KEY
 from airflow_resume_provider.state import storage
 from airflow_resume_provider.state.model import StateRecord, StateRef, StructureSnapshot, XComEntry
 from airflow_resume_provider.state.paths import (

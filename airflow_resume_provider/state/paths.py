@@ -11,8 +11,8 @@ from typing import Any
 import jinja2
 
 from airflow_resume_provider.exceptions import LinkRefused
+from airflow_resume_provider.persisted import STATE_SUFFIX
 
-STATE_SUFFIX = ".resume.json"
 LOG_SUFFIX = ".log"
 
 

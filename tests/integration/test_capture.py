@@ -126,9 +126,15 @@ def test_capture_failure_leaves_the_task_result_unchanged(monkeypatch, tmp_path)
 
     assert dr.state == "success"
     assert xcom_value("resume_test_payload", dr.run_id, "step_09") == "x" * 1024
-    error = xcom_value("resume_test_payload", dr.run_id, "step_03", key="resume_capture_error")
+    first = xcom_value("resume_test_payload", dr.run_id, "step_00", key="resume_capture_error")
+    assert first["reason"] == "NotADirectoryError: Not a directory"  # summarised: no server path
+    error = xcom_value("resume_test_payload", dr.run_id, "step_09", key="resume_capture_error")
     assert error["try_number"] == 1
-    assert "not-a-folder" in error["reason"]
+    # Named once, where it was first lost, however long the chain behind it.
+    assert error["reason"] == (
+        "the state of the upstream task 'step_08' was not recorded (first lost at task 'step_00': "
+        "NotADirectoryError: Not a directory), so the XComs it passes on are not known"
+    )
 
 
 def test_capture_gives_up_after_the_timeout(monkeypatch):

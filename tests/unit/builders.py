@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_resume_provider.resumability import RunFacts
-from airflow_resume_provider.settings import parse_settings
+from airflow_resume_provider.resume_param import parse_settings
 from airflow_resume_provider.state.chain import ChainScope, StateChain
 from airflow_resume_provider.state.model import (
     FailureRecord,

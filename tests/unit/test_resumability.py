@@ -20,7 +20,7 @@ from airflow_resume_provider.exceptions import (
 )
 from airflow_resume_provider.models import PlanStep, ReasonCode
 from airflow_resume_provider.resumability import build_plan, decide
-from airflow_resume_provider.settings import ResumeSettings, parse_settings
+from airflow_resume_provider.resume_param import ResumeSettings, parse_settings
 from airflow_resume_provider.state.chain import StateChain
 from airflow_resume_provider.structure import TaskShape, linear_order
 from tests.unit.builders import (

@@ -13,9 +13,9 @@ import pytest
 
 from airflow_resume_provider.causes import infrastructure_failure
 from airflow_resume_provider.models import Plan, PlanStep, ReasonCode, Verdict
+from airflow_resume_provider.resume_param import parse_settings
 from airflow_resume_provider.retry.decision import RetryDecision, decide_retry, failure_signature
 from airflow_resume_provider.run_record import RunRecord, check, check_quietly, resumed_run_id, sign
-from airflow_resume_provider.settings import parse_settings
 from airflow_resume_provider.state.model import FailureRecord
 
 DAG_ID = "etl"

@@ -17,9 +17,9 @@ from airflow.configuration import conf as airflow_conf
 
 from airflow_resume_provider import conf, run_record
 from airflow_resume_provider.exceptions import SigningUnavailableError
+from airflow_resume_provider.persisted import RESUME_RUN_PREFIX
 from airflow_resume_provider.run_record import (
     MAX_RUN_ID_LENGTH,
-    RESUME_RUN_PREFIX,
     RunRecord,
     RunRecordCheck,
     check,

@@ -8,9 +8,9 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG, Param
 
 from airflow_resume_provider.exceptions import ResumeConfigError
-from airflow_resume_provider.settings import (
+from airflow_resume_provider.persisted import PARAM_NAME
+from airflow_resume_provider.resume_param import (
     DISABLED,
-    PARAM_NAME,
     ResumeSettings,
     parse_settings,
     raw_param_value,

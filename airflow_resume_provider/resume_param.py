@@ -19,15 +19,11 @@ from pydantic import (
 
 from airflow_resume_provider.causes import ALL_CAUSES, CauseName
 from airflow_resume_provider.exceptions import ResumeConfigError
+from airflow_resume_provider.persisted import PARAM_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-#: Name of the DAG param that opts a DAG in. Persisted in users' DAG files: never rename.
-PARAM_NAME = "resume"
-#: Tag the DAG policy gives DAGs with automatic retries, so the scheduler's sweep finds their failed
-#: runs with one query (and users can filter them in the UI). Persisted: never rename.
-RETRIES_TAG = "resume:retries"
 #: The longest automatic retry delay: one week.
 MAX_RETRY_DELAY = 7 * 24 * 3600.0
 
