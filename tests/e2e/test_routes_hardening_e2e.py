@@ -294,3 +294,31 @@ def test_xcom_values_are_hidden_from_a_user_who_may_not_read_xcoms(stack, failed
         text = html.unescape(page(stack, failed_run, user=user).text)
         assert '"amount": 10' in text, user
         assert XCOM_HIDDEN not in text, user
+
+
+# --- 7. values out of range: named, never a 500 or a traceback ---------------------------------------
+
+
+def test_reason_codes_are_an_enum_in_the_served_schema(stack):
+    with stack.client(user="viewer") as viewer:
+        schema = viewer.get(f"{API}/openapi.json").json()
+    codes = schema["components"]["schemas"]["ReasonCode"]["enum"]
+    assert {"manual_kill", "state_missing", "signing_unavailable", "run_id_taken"} <= set(codes)
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_bulk_date_outside_airflows_range_is_422_naming_the_field(stack, moment):
+    with stack.client() as c:
+        resp = c.post(f"{API}/dags/{DAG}/dagRuns/resume", json={"state": "failed", "since": moment})
+    assert resp.status_code == 422, resp.text
+    assert [(e["loc"], e["msg"]) for e in resp.json()["detail"]] == [
+        (["body", "since"], "Value error, outside the times Airflow can store (years 1 to 9999, in UTC)")
+    ]
+
+
+def test_cleanup_refuses_a_window_that_overflows_in_one_line(stack):
+    done = stack.cli("resume", "cleanup", "--older-than-days", "3000000", "--dry-run", check=False)
+    assert done.returncode == 1
+    problem = done.stderr.strip().splitlines()
+    assert problem[-1].startswith("Refused: --older-than-days 3000000 is too large: give at most "), problem
+    assert "Traceback" not in done.stderr + done.stdout
