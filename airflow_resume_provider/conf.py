@@ -109,8 +109,9 @@ def _folder(raw: str) -> str:
 
     if scheme not in fsspec.available_protocols():
         raise _Invalid(
-            f"{scheme!r} is not a storage Airflow knows; a local folder or an object store URL "
-            "(s3://, gs://, wasb://, ...) of an installed provider is accepted"
+            f"{scheme!r} is not a storage Airflow knows, so it cannot hold files; a local folder or an object "
+            "store URL (s3://, gs://, wasb://, ...) of an installed provider is accepted (remote logging to "
+            "CloudWatch, Elasticsearch or OpenSearch keeps log lines, not files)"
         )
     return folder
 

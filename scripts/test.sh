@@ -4,10 +4,11 @@
 # own port range (RESUME_TEST_PORTS) and its own temporary Airflow homes and databases:
 #
 #   lane postgres: the end-to-end suite and the browser tests on one shared stack (Airflow 3.3,
-#                  PostgreSQL, state on S3 served by moto_server), then the Celery cluster suite
-#   lane sqlite:   the quick tier (unit + integration on SQLite), the quickstart (the README's first
-#                  command), the integration suite on PostgreSQL, then Airflow 3.2 (.venv-3.2): the
-#                  integration suite and the `release` end-to-end set on SQLite with local state
+#                  PostgreSQL, state on S3 served by moto_server), then the Celery cluster suite and
+#                  the quickstart (the README's first command, on SQLite)
+#   lane sqlite:   the quick tier (unit + integration on SQLite), the integration suite on PostgreSQL,
+#                  then Airflow 3.2 (.venv-3.2): the integration suite and the `release` end-to-end set
+#                  on SQLite with local state
 #
 # It ends with a table of the parts and their times, and the 25 slowest tests of all parts. Each
 # part's output is in .test-logs/<part>.log (shown in full when the part fails).
@@ -70,6 +71,7 @@ lane_postgres() {
   pytest_part e2e-postgres .venv/bin/python RESUME_TEST_DB=postgres -- \
     -m "not cluster" tests/e2e tests/browser || status=1
   pytest_part cluster .venv/bin/python RESUME_TEST_DB=postgres -- -m cluster tests/e2e || status=1
+  part quickstart bash scripts/quickstart.sh || status=1
   return $status
 }
 
@@ -77,7 +79,6 @@ lane_sqlite() {
   export RESUME_TEST_PORTS=25000-29999
   local status=0
   pytest_part quick-tier .venv/bin/python RESUME_TEST_DB=sqlite -- || status=1
-  part quickstart bash scripts/quickstart.sh || status=1
   pytest_part integration-postgres .venv/bin/python RESUME_TEST_DB=postgres -- tests/integration || status=1
   pytest_part airflow-3.2-integration .venv-3.2/bin/python RESUME_TEST_DB=sqlite PATH="$PWD/.venv-3.2/bin:$PATH" -- \
     tests/integration || status=1

@@ -320,48 +320,6 @@ def test_state_is_found_where_it_was_written_after_the_state_folder_changed(stac
         assert (tmp_path / "moved-state" / relative).is_file()
 
 
-# --- 4. log backends that cannot hold files ---------------------------------------------------------------
-
-CLOUDWATCH = "cloudwatch://arn:aws:logs:us-east-1:123456789012:log-group:airflow"
-
-
-def test_a_state_folder_that_cannot_hold_files_is_named_with_the_fix(stack, tmp_path):
-    with (
-        stack.variables_from(
-            {
-                "resume_test_ledger_dir": str(tmp_path),
-                f"{RETRY_ONE}_failures": "2",
-                "resume_example_fail": "true",
-            }
-        ),
-        restarted_with(stack, {"AIRFLOW__RESUME__STATE_FOLDER": CLOUDWATCH}),
-    ):
-        run_id = stack.trigger(ETL)
-        assert stack.wait_for_run(ETL, run_id) == "failed"
-        body = verdict(stack, ETL, run_id)
-        assert body["resumable"] is False
-        assert body["reason_code"] == "state_not_recorded", body
-        assert "[resume] state_folder" in body["reason"], body["reason"]
-
-        check = stack.cli("resume", "check", check=False)
-        output = check.stdout + check.stderr
-        assert check.returncode != 0, output[-3000:]
-        assert "cloudwatch" in output and "cannot hold files" in output, output[-3000:]
-        assert "Traceback" not in output, output[-3000:]
-
-        root = stack.trigger(RETRY_ONE)
-        assert stack.wait_for_run(RETRY_ONE, root) == "failed"
-        note = wait_for_note(
-            stack, RETRY_ONE, root, "Not retried", "Retry postponed", "Retried automatically"
-        )
-        assert note.startswith("Not retried: "), note
-        assert "[resume] state_folder" in note, note
-        assert chain_runs(stack, RETRY_ONE, root) == {}
-
-    check = stack.cli("resume", "check", check=False)
-    assert check.returncode == 0, (check.stdout + check.stderr)[-3000:]
-
-
 # --- 5. manual kills, precisely ----------------------------------------------------------------------
 
 KILL_DAG = """

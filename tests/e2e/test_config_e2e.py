@@ -3,8 +3,8 @@ Bad ``[resume]`` options on a real api-server and scheduler: never a 500, a cras
 
 The api-server and the scheduler are restarted with four bad values at once: ``retention_days = -1``,
 ``retry_sweep_interval = 0`` and ``capture_timeout = abc`` fall back to their defaults (the verdict lists
-them in ``warnings``), while ``state_folder`` on an unknown storage protects data, so what needs it
-refuses, naming the option. Each component logs each problem once, and ``airflow resume check``
+them in ``warnings``), while ``state_folder`` on a log backend that cannot hold files (CloudWatch)
+protects data, so what needs it refuses, naming the option and the fix. Each component logs each problem once, and ``airflow resume check``
 exits 1 naming every option and what it accepts.
 """
 
@@ -24,7 +24,7 @@ BAD = {
     "AIRFLOW__RESUME__RETENTION_DAYS": "-1",
     "AIRFLOW__RESUME__RETRY_SWEEP_INTERVAL": "0",
     "AIRFLOW__RESUME__CAPTURE_TIMEOUT": "abc",
-    "AIRFLOW__RESUME__STATE_FOLDER": "nosuch://bucket/state",
+    "AIRFLOW__RESUME__STATE_FOLDER": "cloudwatch://arn:aws:logs:us-east-1:123456789012:log-group:airflow",
 }
 FALLBACKS = {
     "[resume] capture_timeout = 'abc' is not valid: a number of seconds greater than 0 is accepted; the "
@@ -34,7 +34,10 @@ FALLBACKS = {
     "[resume] retention_days = '-1' is not valid: a whole number of days from 0 (keep state forever) to "
     "36500 is accepted; the default 30 is used instead",
 }
-FOLDER_PROBLEM = "[resume] state_folder = 'nosuch://bucket/state' is not valid: 'nosuch' is not a storage"
+FOLDER_PROBLEM = (
+    "[resume] state_folder = 'cloudwatch://arn:aws:logs:us-east-1:123456789012:log-group:airflow' is not "
+    "valid: 'cloudwatch' is not a storage Airflow knows, so it cannot hold files"
+)
 
 
 def test_bad_options_never_break_a_task_a_route_or_the_scheduler(stack, tmp_path):
