@@ -161,7 +161,10 @@ with DAG("resume_test_params_retry", schedule=None, params=__PARAMS__):
         return params["region"]
 
     @task
-    def two(value):
+    def two(value, params=None):
+        # Says which region it runs with: the worker parses the DAG file after the task is already
+        # "running", so the test changes the file only once this task's inputs are fixed.
+        Variable.set("resume_test_params_retry_started", params["region"])
         # Holds until the test changed the DAG and says "no" (at most 5 minutes), then fails: never
         # earlier, whatever a read of the Variable meanwhile answers.
         deadline = time.monotonic() + 300
@@ -185,7 +188,7 @@ with DAG("resume_test_params_retry", schedule=None, params=__PARAMS__):
 def test_an_automatic_retry_refused_by_changed_params_is_noted_once(stack):
     dag = "resume_test_params_retry"
     resume = '{"retries": 1, "on_retry": True}'
-    with stack.variables(resume_test_params_retry_hold="yes"):
+    with stack.variables(resume_test_params_retry_hold="yes", resume_test_params_retry_started=""):
         write_dag(
             stack,
             dag,
@@ -195,6 +198,11 @@ def test_an_automatic_retry_refused_by_changed_params_is_noted_once(stack):
         )
         root = stack.trigger(dag)
         wait_for_task(stack, dag, root, "two", "running")
+        wait_for(
+            lambda: stack.get_variable("resume_test_params_retry_started") == "eu",
+            timeout=120,
+            what='task "two" running with region "eu"',
+        )
         # While "two" runs, the enum loses the value the run was triggered with.
         write_dag(
             stack,
