@@ -33,12 +33,9 @@ import argparse
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -47,8 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.common import BIN, RESULTS_DIR  # noqa: E402
-from tools.airflow_home import in_process_env  # noqa: E402
+from benchmarks.common import RESULTS_DIR, pg_connect, serialize_dag_folder, throwaway_airflow  # noqa: E402
 from tools.machine import machine_facts  # noqa: E402
 
 ENABLED = [f"bench_cleanup_{i}" for i in range(4)]
@@ -95,67 +91,6 @@ sys.argv = ["airflow", *sys.argv[1:]]
 from airflow.__main__ import main
 main()
 """
-
-
-# --- environment ------------------------------------------------------------------------------------
-
-
-def _pg(dbname: str) -> Any:
-    import psycopg2
-
-    return psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dbname)
-
-
-def _pg_admin(sql: str) -> None:
-    conn = _pg("test")
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(sql)
-    finally:
-        conn.close()
-
-
-def prepare(workdir: Path) -> str:
-    """Environment of the throw-away Airflow (before airflow is imported); the database created."""
-    dags = workdir / "dags"
-    dags.mkdir(parents=True)
-    (dags / "bench_cleanup_dags.py").write_text(DAG_FILE)
-    database = f"resume_bench_cleanup_{uuid.uuid4().hex[:10]}"
-    os.environ.update(
-        in_process_env(workdir / "home", dags, jwt_secret="resume-bench-jwt-secret-0123456789abcdef"),
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
-    )
-    _pg_admin(f"CREATE DATABASE {database}")
-    subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"], env=dict(os.environ), capture_output=True, check=True
-    )
-    return database
-
-
-def serialize_dags() -> None:
-    """Parse the DAG folder and store the DAGs as the dag-processor does."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-
-    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    if set(bag.dags) != {*ENABLED, OFF}:
-        raise RuntimeError(f"parsed {sorted(bag.dags)}; import errors: {bag.import_errors}")
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder",
-            None,
-            [LazyDeserializedDAG.from_dag(dag) for dag in bag.dags.values()],
-            {},
-            None,
-            set(),
-            session=session,
-        )
 
 
 def add_versions(db: Any, versions: int) -> dict[str, list[str]]:
@@ -314,8 +249,8 @@ def cleanup(workdir: Path, *args: str, pythonpath: Path | None = None) -> dict[s
 
 
 def run_benchmark(workdir: Path, args: argparse.Namespace, database: str) -> dict[str, Any]:
-    serialize_dags()
-    db = _pg(database)
+    serialize_dag_folder({*ENABLED, OFF})
+    db = pg_connect(database)
     try:
         began = time.monotonic()
         versions = add_versions(db, args.versions)
@@ -403,18 +338,9 @@ def main() -> None:
     args = parse_args()
     began = time.monotonic()
     facts = {**machine_facts("postgres"), "load_average_start": [round(x, 2) for x in os.getloadavg()]}
-    workdir = Path(tempfile.mkdtemp(prefix="resume-cleanup-"))
-    database = None
-    try:
-        database = prepare(workdir)
+    with throwaway_airflow("cleanup", DAG_FILE, postgres=True) as (workdir, database):
+        assert database is not None
         result = run_benchmark(workdir, args, database)
-    finally:
-        if database:
-            from airflow import settings
-
-            settings.dispose_orm()
-            _pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        shutil.rmtree(workdir, ignore_errors=True)
     facts["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     runtime = time.monotonic() - began
     print()

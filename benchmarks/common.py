@@ -67,3 +67,94 @@ def output_to(path: Path) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+# --- a throw-away Airflow in this process -------------------------------------------------------------
+
+
+def pg_connect(dbname: str) -> Any:
+    """A connection to a database of the local PostgreSQL (127.0.0.1:5432, trust auth)."""
+    import psycopg2
+
+    return psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=dbname)
+
+
+def pg_admin(sql: str) -> None:
+    """Run ``sql`` (CREATE/DROP DATABASE) outside a transaction."""
+    conn = pg_connect("test")
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def throwaway_airflow(name: str, dag_source: str, *, postgres: bool) -> Iterator[tuple[Path, str | None]]:
+    """
+    An Airflow home in a temporary folder with one DAG file, set in this process's environment before
+    airflow is imported, and its migrated metadata DB: SQLite in the folder, or, with ``postgres``, a
+    new PostgreSQL database. Yields the folder and the PostgreSQL database's name; removes both after.
+    """
+    import shutil
+    import tempfile
+    import uuid
+
+    from tools.airflow_home import in_process_env
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"resume-{name}-"))
+    database = f"resume_bench_{name}_{uuid.uuid4().hex[:10]}" if postgres else None
+    try:
+        dags = workdir / "dags"
+        dags.mkdir(parents=True)
+        (dags / f"bench_{name}_dags.py").write_text(dag_source)
+        os.environ.update(
+            in_process_env(workdir / "home", dags, jwt_secret="resume-bench-jwt-secret-0123456789abcdef"),
+            AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+        )
+        if database:
+            pg_admin(f"CREATE DATABASE {database}")
+            os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
+                f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+            )
+        migrate_db()
+        yield workdir, database
+    finally:
+        if database:
+            from airflow import settings
+
+            settings.dispose_orm()
+            pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def serialize_dag_folder(expected: set[str]) -> dict[str, Any]:
+    """
+    Parse the DAG folder and store its DAGs as the dag-processor does (they must be ``expected``);
+    returns dag_id -> its DAG version id.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.dag_version import DagVersion
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if set(bag.dags) != expected:
+        raise RuntimeError(f"parsed {sorted(bag.dags)}; import errors: {bag.import_errors}")
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    with create_session() as session:
+        update_dag_parsing_results_in_db(
+            "dags-folder",
+            None,
+            [LazyDeserializedDAG.from_dag(dag) for dag in bag.dags.values()],
+            {},
+            None,
+            set(),
+            session=session,
+        )
+    with create_session() as session:
+        return dict(session.execute(select(DagVersion.dag_id, DagVersion.id)).all())

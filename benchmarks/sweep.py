@@ -31,13 +31,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -46,8 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.common import BIN, RESULTS_DIR  # noqa: E402
-from tools.airflow_home import in_process_env  # noqa: E402
+from benchmarks.common import RESULTS_DIR, serialize_dag_folder, throwaway_airflow  # noqa: E402
 from tools.machine import machine_facts  # noqa: E402
 
 PLAIN_ENABLED = [f"bench_sweep_enabled_{i:02d}" for i in range(10)]
@@ -78,72 +73,6 @@ for dag_id in {PLAIN_OFF!r}:
 for dag_id in {RETRYING!r}:
     globals()[dag_id] = linear(dag_id, {{"retries": 2}})
 '''
-
-
-# --- environment ------------------------------------------------------------------------------------
-
-
-def prepare(backend: str, workdir: Path) -> str | None:
-    """Environment of the throw-away Airflow (before airflow is imported); the PostgreSQL DB created."""
-    dags = workdir / "dags"
-    dags.mkdir(parents=True)
-    (dags / "bench_sweep_dags.py").write_text(DAG_FILE)
-    os.environ.update(
-        in_process_env(workdir / "home", dags, jwt_secret="resume-bench-jwt-secret-0123456789abcdef"),
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-    )
-    database = None
-    if backend == "postgres":
-        database = f"resume_bench_sweep_{uuid.uuid4().hex[:10]}"
-        _pg_admin(f"CREATE DATABASE {database}")
-        os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
-            f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
-        )
-    subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"], env=dict(os.environ), capture_output=True, check=True
-    )
-    return database
-
-
-def _pg_admin(sql: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
-    conn.autocommit = True
-    try:
-        conn.cursor().execute(sql)
-    finally:
-        conn.close()
-
-
-def serialize_dags() -> dict[str, Any]:
-    """Parse the DAG folder and store the DAGs as the dag-processor does; dag_id -> its version id."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.models.dag_version import DagVersion
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    bag = DagBag(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    expected = {*PLAIN_ENABLED, *PLAIN_OFF, *RETRYING}
-    if set(bag.dags) != expected:
-        raise RuntimeError(f"parsed {sorted(bag.dags)}; import errors: {bag.import_errors}")
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder",
-            None,
-            [LazyDeserializedDAG.from_dag(dag) for dag in bag.dags.values()],
-            {},
-            None,
-            set(),
-            session=session,
-        )
-    with create_session() as session:
-        return dict(session.execute(select(DagVersion.dag_id, DagVersion.id)).all())
 
 
 def insert_failed_runs(
@@ -283,7 +212,7 @@ def explain_sweep(backend: str) -> list[str]:
 
 
 def run_benchmark(backend: str, runs: int, rounds: int) -> dict[str, Any]:
-    versions = serialize_dags()
+    versions = serialize_dag_folder({*PLAIN_ENABLED, *PLAIN_OFF, *RETRYING})
     now = datetime.now(timezone.utc)
     insert_failed_runs(
         [d for d in RETRYING for _ in range(FAILED_PER_RETRYING_DAG)],
@@ -343,18 +272,8 @@ def main() -> None:
     args = parse_args()
     began = time.monotonic()
     facts = {**machine_facts(args.backend), "load_average_start": [round(x, 2) for x in os.getloadavg()]}
-    workdir = Path(tempfile.mkdtemp(prefix="resume-sweep-"))
-    database = None
-    try:
-        database = prepare(args.backend, workdir)
+    with throwaway_airflow("sweep", DAG_FILE, postgres=args.backend == "postgres"):
         result = run_benchmark(args.backend, args.runs, args.rounds)
-    finally:
-        if database:
-            from airflow import settings
-
-            settings.dispose_orm()
-            _pg_admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        shutil.rmtree(workdir, ignore_errors=True)
     facts["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     runtime = time.monotonic() - began
     print()
