@@ -89,10 +89,6 @@ def _utcnow() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else value.isoformat()
-
-
 def _jsonable(value: Any) -> Any:
     """A JSON-compatible copy; values JSON cannot hold are stored as their string form."""
     from pydantic_core import to_jsonable_python
@@ -277,10 +273,10 @@ def build_record(ti: RuntimeTaskInstance) -> StateRecord:
             conf=_jsonable({k: v for k, v in raw_conf.items() if k != CONF_KEY}),
             params=_jsonable({k: v for k, v in dict(params).items() if k != CONF_KEY}),
             run_params=_jsonable(run_level_params(ti.task, dict(params), raw_conf)),
-            logical_date=_iso(context.get("logical_date")),
-            data_interval_start=_iso(context.get("data_interval_start")),
-            data_interval_end=_iso(context.get("data_interval_end")),
-            run_after=_iso(getattr(dag_run, "run_after", None)),
+            logical_date=compat.iso_or_none(context.get("logical_date")),
+            data_interval_start=compat.iso_or_none(context.get("data_interval_start")),
+            data_interval_end=compat.iso_or_none(context.get("data_interval_end")),
+            run_after=compat.iso_or_none(getattr(dag_run, "run_after", None)),
         ),
         previous=previous,
         lineage=_lineage(ti),

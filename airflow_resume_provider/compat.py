@@ -265,6 +265,11 @@ def as_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else coerce_datetime(moment).in_timezone("UTC")
 
 
+def iso_or_none(moment: Any) -> str | None:
+    """``moment.isoformat()``, or None for no moment (a run without a logical date, say)."""
+    return None if moment is None else moment.isoformat()
+
+
 # --- task logs -------------------------------------------------------------------------------------------
 
 

@@ -105,6 +105,16 @@ def lineage_run_ids(session: Session, dag_id: str, run_id: str, own: run_record.
     return ids
 
 
+def chain_scope(session: Session, dag_id: str, run_id: str, own: run_record.RunRecordCheck) -> ChainScope:
+    """Where the state files of the run and of the runs it was resumed from may lie."""
+    return ChainScope(
+        dag_id=dag_id,
+        run_ids=lineage_run_ids(session, dag_id, run_id, own),
+        roots=storage.roots(),
+        templates=known_log_templates(session),
+    )
+
+
 def known_log_templates(session: Session) -> list[str]:
     """Every ``log_filename_template`` this deployment has used (Airflow records each), newest first."""
     templates = [conf.log_filename_template()]
@@ -368,12 +378,7 @@ def _full_rerun_facts(
     requested_kill = manual_kill_from_audit_log(session, facts.dag_id, facts.run_id, failed_ti)
     failed_by_itself = False
     try:
-        scope = ChainScope(
-            dag_id=facts.dag_id,
-            run_ids=lineage_run_ids(session, facts.dag_id, facts.run_id, own),
-            roots=storage.roots(),
-            templates=known_log_templates(session),
-        )
+        scope = chain_scope(session, facts.dag_id, facts.run_id, own)
         facts.roots = scope.roots
         location = state_location(session, dag_run, failed_ti, scope)[0]
         kill_evidence(facts, location, dag_run, failed_ti)
@@ -537,12 +542,7 @@ def gather_facts(
         return facts
     requested_kill = manual_kill_from_audit_log(session, dag_id, run_id, failed_ti)
     try:
-        scope = ChainScope(
-            dag_id=dag_id,
-            run_ids=lineage_run_ids(session, dag_id, run_id, own),
-            roots=storage.roots(),
-            templates=known_log_templates(session),
-        )
+        scope = chain_scope(session, dag_id, run_id, own)
     except ProviderConfigError as err:
         facts.state_error_code = ReasonCode.PROVIDER_CONFIG_INVALID
         facts.state_error = f"{where}: the state of task {point!r} cannot be read: {err}"

@@ -486,14 +486,10 @@ def _state_context(chain: Any) -> dict[str, Any]:
 
 def _recorded_context(source: Any, run_params: dict[str, Any]) -> dict[str, Any]:
     """The original run's context as the metadata DB recorded it (a full rerun reads no state file)."""
-
-    def iso(value: Any) -> str | None:
-        return None if value is None else value.isoformat()
-
     return {
-        "logical_date": iso(source.logical_date),
-        "data_interval_start": iso(source.data_interval_start),
-        "data_interval_end": iso(source.data_interval_end),
+        "logical_date": compat.iso_or_none(source.logical_date),
+        "data_interval_start": compat.iso_or_none(source.data_interval_start),
+        "data_interval_end": compat.iso_or_none(source.data_interval_end),
         "params": run_params,
         "source": None,
     }
