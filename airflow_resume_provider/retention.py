@@ -15,9 +15,10 @@ read again from the DB: a run cleared and running again, or resumed meanwhile, k
 the files that were listed (and shown) are deleted, and only regular files inside those folders: a
 symbolic link below a folder is never followed, nor deleted.
 
-Bounded at any number of runs: runs are read :data:`BATCH_SIZE` at a time (keyset pagination, only the
-columns needed, the conf only of runs shaped like resumed runs), each DAG version is deserialized at most
-once and only its answer is kept, and only runs with state files are held until the end.
+Bounded at any number of runs: runs are read :data:`BATCH_SIZE` at a time (keyset pagination on the
+primary key, so each page continues where the last one stopped instead of sorting every run again; only
+the columns needed, the conf only of runs shaped like resumed runs), each DAG version is deserialized at
+most once and only its answer is kept, and only runs with state files are held until the end.
 """
 
 from __future__ import annotations
@@ -356,18 +357,20 @@ class _Row:
 
 def _old_runs(session: Session, cutoff: datetime, dag_id: str | None) -> Iterator[_Row]:
     """
-    Finished runs that ended before ``cutoff``, by DAG and end, :data:`BATCH_SIZE` per query (keyset
-    pagination on DAG, end and id). The conf is read only of runs shaped like resumed runs: only a
-    resumed run carries a signed record of its chain (see :func:`_root`).
+    Finished runs that ended before ``cutoff``, in the order they were created, :data:`BATCH_SIZE` per
+    query. The pages follow the primary key: Airflow has no index on the end date, so ordering by it
+    would sort every run again for each page (quadratic in the history). The conf is read only of runs
+    shaped like resumed runs: only a resumed run carries a signed record of its chain (see
+    :func:`_root`).
     """
     from airflow.models.dagrun import DagRun
-    from sqlalchemy import case, select, tuple_
+    from sqlalchemy import case, select
 
     resumed = DagRun.run_id.startswith(RESUME_RUN_PREFIX, autoescape=True)
     query = select(
+        DagRun.id,
         DagRun.dag_id,
         DagRun.end_date,
-        DagRun.id,
         DagRun.run_id,
         DagRun.created_dag_version_id,
         DagRun.log_template_id,
@@ -375,18 +378,15 @@ def _old_runs(session: Session, cutoff: datetime, dag_id: str | None) -> Iterato
     ).where(DagRun.end_date < cutoff, DagRun.state.in_(FINISHED_STATES))
     if dag_id:
         query = query.where(DagRun.dag_id == dag_id)
-    query = query.order_by(DagRun.dag_id, DagRun.end_date, DagRun.id).limit(BATCH_SIZE)
-    after: tuple[Any, ...] | None = None
+    query = query.order_by(DagRun.id).limit(BATCH_SIZE)
+    after: int | None = None
     while True:
-        page = (
-            query if after is None else query.where(tuple_(DagRun.dag_id, DagRun.end_date, DagRun.id) > after)
-        )
-        rows = session.execute(page).all()
-        for d, e, _, r, v, t, c in rows:
+        rows = session.execute(query if after is None else query.where(DagRun.id > after)).all()
+        for _, d, e, r, v, t, c in rows:
             yield _Row(d, r, compat.as_utc(e), v, t, c)
         if len(rows) < BATCH_SIZE:
             return
-        after = tuple(rows[-1][:3])
+        after = rows[-1][0]
 
 
 class _ResumeWasEnabled:
@@ -444,7 +444,7 @@ def _chains_in_use(session: Session, dag_ids: set[str], cutoff: datetime) -> set
 
 class _ChainsInUse:
     """
-    :func:`_chains_in_use` of one DAG at a time, read again when older than ``max_age`` seconds (one
+    :func:`_chains_in_use` per DAG, read again when older than ``max_age`` seconds (one
     query per DAG and second while deleting, not one per run: the query reads every resumed run of the
     DAG).
     """
@@ -459,7 +459,7 @@ class _ChainsInUse:
         known = self.read.get(dag_id)
         if known is None or now - known[0] > self.max_age:
             roots = {root for _, root in _chains_in_use(session, {dag_id}, self.cutoff)}
-            self.read = {dag_id: (now, roots)}  # runs come DAG by DAG: keep only the current one
+            self.read[dag_id] = (now, roots)  # small: the roots of chains with a recent or unfinished run
             return roots
         return known[1]
 
@@ -586,6 +586,9 @@ def plan(
         result.errors.extend(errors)
         if run.files:  # a run without files has nothing to show or delete: not kept in memory
             result.runs.append(run)
+    # Shown and deleted DAG by DAG, oldest first.
+    result.runs.sort(key=lambda run: (run.dag_id, run.end_date, run.run_id))
+    result.kept.sort()
     return result
 
 
