@@ -1,0 +1,32 @@
+"""
+A resumable DAG whose tasks emit OpenLineage events (the end-to-end lineage test).
+
+The shared test stack enables OpenLineage only for DAGs that ask for it (``[openlineage]
+selective_enable``), so only this DAG's events are written. ``load`` fails while the Variable
+``resume_test_lineage_fail`` is ``true``.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, Variable, task
+
+with DAG("resume_test_lineage", schedule=None, params={"resume": True}) as dag:
+
+    @task
+    def extract() -> dict:
+        return {"rows": 3}
+
+    @task
+    def load(data: dict) -> int:
+        if Variable.get("resume_test_lineage_fail", default="false") == "true":
+            raise RuntimeError("load: the target table is locked")
+        return data["rows"]
+
+    load(extract())
+
+try:  # the OpenLineage provider is an optional extra (not installed on every tested Airflow release)
+    from airflow.providers.openlineage.utils.selective_enable import enable_lineage
+except ImportError:
+    pass
+else:
+    enable_lineage(dag)
