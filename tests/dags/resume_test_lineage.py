@@ -3,12 +3,12 @@ A resumable DAG whose tasks emit OpenLineage events (the end-to-end lineage test
 
 The shared test stack enables OpenLineage only for DAGs that ask for it (``[openlineage]
 selective_enable``), so only this DAG's events are written. ``load`` fails while the Variable
-``resume_test_lineage_fail`` is ``true``.
+``resume_test_lineage_fail`` is ``true``, and returns the logical date its code saw.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Variable, task
+from airflow.sdk import DAG, Variable, get_current_context, task
 
 with DAG("resume_test_lineage", schedule=None, params={"resume": True}) as dag:
 
@@ -17,10 +17,17 @@ with DAG("resume_test_lineage", schedule=None, params={"resume": True}) as dag:
         return {"rows": 3}
 
     @task
-    def load(data: dict) -> int:
+    def load(data: dict) -> dict:
         if Variable.get("resume_test_lineage_fail", default="false") == "true":
             raise RuntimeError("load: the target table is locked")
-        return data["rows"]
+        context = get_current_context()
+        return {
+            "rows": data["rows"],
+            "logical_date": context["logical_date"].isoformat(),
+            "dag_run_logical_date": context["dag_run"].logical_date.isoformat(),
+            "ds_nodash": context["ds_nodash"],
+            "task_instance_key_str": context["task_instance_key_str"],
+        }
 
     load(extract())
 

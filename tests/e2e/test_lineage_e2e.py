@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.runs import API, q
+from tests.e2e.runs import API, q, unique_logical_date, xcom_value
 from tests.stack_fixtures import OPENLINEAGE_EVENTS
 from tools.airflow_stack import wait_for
 
@@ -39,7 +39,9 @@ def of_run(all_events: list[dict], run_id: str, job: str) -> dict[str, dict]:
 
 def test_a_resumed_runs_task_events_carry_the_resume_facet_and_ids_of_their_own(stack):
     with stack.variables(resume_test_lineage_fail="true"):
-        failed = stack.trigger(DAG_ID)
+        # A logical date: the resumed run's tasks are shown it, and OpenLineage derives ids from it.
+        logical_date = unique_logical_date()
+        failed = stack.trigger(DAG_ID, logical_date=logical_date)
         assert stack.wait_for_run(DAG_ID, failed) == "failed"
         stack.set_variable("resume_test_lineage_fail", "false")
         with stack.client() as c:
@@ -47,6 +49,12 @@ def test_a_resumed_runs_task_events_carry_the_resume_facet_and_ids_of_their_own(
             assert resp.status_code == 201, resp.text
             resumed = resp.json()["dag_run_id"]
         assert stack.wait_for_run(DAG_ID, resumed) == "success"
+
+    # The task's code saw the original run's logical date, also on the run object listeners saw otherwise.
+    seen = xcom_value(stack, DAG_ID, resumed, "load")
+    ds_nodash = logical_date[:10].replace("-", "")
+    assert seen["logical_date"] == seen["dag_run_logical_date"] == logical_date
+    assert (seen["ds_nodash"], seen["task_instance_key_str"]) == (ds_nodash, f"{DAG_ID}__load__{ds_nodash}")
 
     def all_written():
         found = events(stack)
@@ -86,4 +94,3 @@ def test_a_resumed_runs_task_events_carry_the_resume_facet_and_ids_of_their_own(
         assert facet["restoredTasks"] == ["extract"]
         assert facet["kind"] == "manual"
         assert "changedInputs" not in facet  # the resume changed no input
-    print(json.dumps(resumed_load["COMPLETE"], indent=1))
