@@ -21,11 +21,12 @@ with DAG("resume_test_lineage", schedule=None, params={"resume": True}) as dag:
         if Variable.get("resume_test_lineage_fail", default="false") == "true":
             raise RuntimeError("load: the target table is locked")
         context = get_current_context()
+        logical_date, run_logical_date = context.get("logical_date"), context["dag_run"].logical_date
         return {
             "rows": data["rows"],
-            "logical_date": context["logical_date"].isoformat(),
-            "dag_run_logical_date": context["dag_run"].logical_date.isoformat(),
-            "ds_nodash": context["ds_nodash"],
+            "logical_date": logical_date and logical_date.isoformat(),
+            "dag_run_logical_date": run_logical_date and run_logical_date.isoformat(),
+            "ds_nodash": context.get("ds_nodash"),
             "task_instance_key_str": context["task_instance_key_str"],
         }
 

@@ -150,25 +150,40 @@ def test_a_record_that_does_not_verify_gives_no_facet(monkeypatch):
         session.rollback()
 
 
-def test_a_broken_database_read_gives_no_facet_and_raises_nothing(monkeypatch, caplog):
+def test_a_broken_database_read_or_record_gives_no_facet_and_raises_nothing(monkeypatch, caplog):
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    from airflow_resume_provider import run_record
     from airflow_resume_provider.lineage import resume_run_facets
+    from airflow_resume_provider.persisted import CONF_KEY
 
     monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_LINEAGE_FAIL", "true")
     failed = run_dag(DAG_ID, logical_date=unique_logical_date())
     outcome = resume(DAG_ID, failed.run_id)
-    with create_session(scoped=False) as session:
-        ti = session.scalar(
-            select(TaskInstance).where(
-                TaskInstance.dag_id == DAG_ID,
-                TaskInstance.run_id == outcome.dag_run_id,
-                TaskInstance.task_id == "load",
-            )
-        )
-        session.expunge(ti)  # its run can no longer be read: the lazy load fails
+    query = select(TaskInstance).where(
+        TaskInstance.dag_id == DAG_ID,
+        TaskInstance.run_id == outcome.dag_run_id,
+        TaskInstance.task_id == "load",
+    )
     with caplog.at_level(logging.WARNING, logger="airflow_resume_provider.guard"):
-        assert not resume_run_facets(ti, ti.state)
-    assert "The airflowResume OpenLineage facet failed; no impact on the task." in caplog.text
+        with create_session(scoped=False) as session:
+            ti = session.scalar(query)
+            # A record the provider signed that this version cannot use (e.g. a date it cannot read).
+            record = run_record.check(DAG_ID, outcome.dag_run_id, ti.dag_run.conf).record
+            assert record is not None and record.parent_lineage is not None
+            broken = record.model_copy(
+                update={
+                    "parent_lineage": record.parent_lineage.model_copy(update={"logical_date": "tomorrow"})
+                }
+            )
+            ti.dag_run.conf = {CONF_KEY: run_record.sign(DAG_ID, outcome.dag_run_id, broken)}
+            assert resume_run_facets(ti, ti.state) is None
+            session.rollback()
+            # A row whose session is gone: nothing of it can be read any more.
+            ti = session.scalar(query)
+            session.expire(ti)
+            session.expunge(ti)
+        assert resume_run_facets(ti, None) is None
+    assert caplog.text.count("The airflowResume OpenLineage facet failed; no impact on the task.") == 2
