@@ -8,8 +8,8 @@ What a resumed run tells lineage tools (the OpenLineage provider).
   count, the resume point, the tasks restored and not run, the kind and the changed inputs. Events of
   other runs get nothing. It reads only the signed run record and the DAG the task runs with, and never
   raises.
-- :class:`ResumedRunIdentity` is a listener (registered when the OpenLineage provider is installed) that gives a resumed run's task events identities of their own.
-  A resumed run's tasks see the original run's logical date (``resumed_context.py``), on the very run
+- :class:`ResumedRunIdentity` is a listener (registered when the OpenLineage provider is installed and
+  enabled) that gives a resumed run's task events identities of their own. A resumed run's tasks see the original run's logical date (``resumed_context.py``), on the very run
   object the task runner hands to listeners too; the OpenLineage provider derives a task's run id and
   its parent (the DAG run) from that date, so the events of the resumed run would reuse the failed
   run's ids. While the task's listener hooks run, the run object shows the resumed run's own logical
@@ -208,11 +208,12 @@ class ResumedRunIdentity:
 
 def listeners() -> list[Any]:
     """The plugin's listeners for lineage: the identity wrapper when the OpenLineage provider is installed
-    (without it, no listener sees anything different)."""
-    from importlib.util import find_spec
-
+    and enabled (otherwise no listener sees anything different)."""
     try:
-        installed = find_spec("airflow.providers.openlineage") is not None
-    except (ImportError, ValueError):
-        installed = False
-    return [ResumedRunIdentity()] if installed else []
+        from airflow.providers.openlineage import conf as openlineage_conf
+    except ImportError:
+        return []
+    enabled = True
+    with guarded("Reading whether OpenLineage is enabled", "this component"):
+        enabled = not openlineage_conf.is_disabled()
+    return [ResumedRunIdentity()] if enabled else []
