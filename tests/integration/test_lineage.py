@@ -24,7 +24,7 @@ def resume(dag_id: str, run_id: str):
         return _resume(session, dag_id, run_id, user="tester")
 
 
-def facets_of(dag_id: str, run_id: str, task_id: str):
+def facets_of(dag_id: str, run_id: str, task_id: str, map_index: int = -1):
     """``resume_run_facets`` for a task instance as the scheduler holds it (an ORM row with its task)."""
     from airflow.models.dagbag import DBDagBag
     from airflow.models.taskinstance import TaskInstance
@@ -36,7 +36,10 @@ def facets_of(dag_id: str, run_id: str, task_id: str):
     with create_session(scoped=False) as session:
         ti = session.scalar(
             select(TaskInstance).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.run_id == run_id,
+                TaskInstance.task_id == task_id,
+                TaskInstance.map_index == map_index,
             )
         )
         ti.task = DBDagBag().get_latest_version_of_dag(dag_id, session=session).get_task(task_id)
@@ -49,11 +52,11 @@ def serialized(facets: dict) -> dict:
     return {name: Serde.to_dict(facet) for name, facet in facets.items()}
 
 
-def ol_task_run_id(dag_id, task_id, try_number, date):
+def ol_task_run_id(dag_id, task_id, try_number, date, map_index=-1):
     from airflow.providers.openlineage.plugins.adapter import OpenLineageAdapter
 
     return OpenLineageAdapter.build_task_instance_run_id(
-        dag_id=dag_id, task_id=task_id, try_number=try_number, logical_date=date, map_index=-1
+        dag_id=dag_id, task_id=task_id, try_number=try_number, logical_date=date, map_index=map_index
     )
 
 
@@ -117,6 +120,21 @@ def test_a_second_resume_links_to_the_first_resumed_run_by_its_own_identity(monk
     assert facet["restoredTasks"] == ["first", "second", "stamp"]
     # fifth never ran in the failed run: it has no OpenLineage run there to link to.
     later = serialized(facets_of("resume_test_chain", second.dag_run_id, "fifth"))["airflowResume"]
+    assert "openlineageRunId" not in later["failedRun"]
+
+
+def test_a_mapped_resume_point_links_each_map_index_to_its_own_failed_attempt():
+    failed = run_dag("resume_test_mapped", logical_date=unique_logical_date())
+    assert failed.state == "failed"  # square[3] failed; the other map indexes succeeded
+    outcome = resume("resume_test_mapped", failed.run_id)
+
+    facet = serialized(facets_of("resume_test_mapped", outcome.dag_run_id, "square", 3))["airflowResume"]
+    assert facet["failedRun"]["openlineageRunId"] == ol_task_run_id(
+        "resume_test_mapped", "square", 1, failed.logical_date, map_index=3
+    )
+    assert (facet["resumePoint"], facet["restoredTasks"]) == ("square", ["numbers"])
+    # total never ran in the failed run (upstream failed): no OpenLineage run there to link to.
+    later = serialized(facets_of("resume_test_mapped", outcome.dag_run_id, "total"))["airflowResume"]
     assert "openlineageRunId" not in later["failedRun"]
 
 
