@@ -31,14 +31,12 @@ from airflow.listeners import hookimpl
 
 from airflow_resume_provider import run_record
 from airflow_resume_provider.guard import TASK, guarded, never_raises
+from airflow_resume_provider.persisted import OPENLINEAGE_FACET
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from airflow_resume_provider.run_record import RunRecord
-
-#: The run facet's name in OpenLineage events. Persisted by lineage tools: never rename.
-FACET_NAME = "airflowResume"
 
 
 @never_raises("The airflowResume OpenLineage facet", TASK)
@@ -50,7 +48,7 @@ def resume_run_facets(task_instance: Any, ti_state: Any) -> dict[str, Any]:
     record = _record_of(task_instance)
     if record is None:
         return {}
-    return {FACET_NAME: _facet_class()(**facet_fields(task_instance, record))}
+    return {OPENLINEAGE_FACET: _facet_class()(**facet_fields(task_instance, record))}
 
 
 def facet_fields(task_instance: Any, record: RunRecord) -> dict[str, Any]:
