@@ -1,6 +1,6 @@
 """
 Every name the provider persists outside its own code: XCom keys, the conf key, the DAG param, the
-run-id prefix, the DAG tag, state file suffixes and metric names. Users, stored runs and dashboards rely
+run-id prefix, the DAG tag, state file suffixes, metric names and the OpenLineage facet's name. Users, stored runs and dashboards rely
 on them: never rename one.
 """
 
@@ -49,3 +49,6 @@ CREATE_DURATION = "resume.create.duration"
 REFUSED = "resume.refused"
 RETRY_SCHEDULED = "resume.retry.scheduled"
 RETRY_NOT_RETRIED = "resume.retry.not_retried"
+
+#: The run facet in the OpenLineage events of a resumed run's tasks (``lineage.py``).
+OPENLINEAGE_FACET = "airflowResume"

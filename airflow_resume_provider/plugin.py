@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_resume_provider import compat, conf, listener
+from airflow_resume_provider import compat, conf, lineage, listener
 from airflow_resume_provider.guard import guarded
 
 URL_PREFIX = "/resume"
@@ -51,7 +51,7 @@ if compat.airflow_supported():
 class ResumePlugin(AirflowPlugin):
     name = "resume"
     # On an Airflow below the provider's floor the plugin registers nothing (compat logs why).
-    listeners = [listener] if compat.airflow_supported() else []
+    listeners = [listener, *lineage.listeners()] if compat.airflow_supported() else []
 
     # Built on first access (only the API server asks), so task processes never import FastAPI.
     @property

@@ -443,6 +443,7 @@ def _create_resumed_run(
         kind=kind,
         retry_attempt=retry_attempt,
         parent_failure=parent_failure,
+        parent_lineage=_parent_lineage(session, source, [s.task_id for s in plan.tasks if s.action == "run"]),
         **(_recorded_context(source, facts.run_params) if facts.full_rerun else _state_context(chain)),
     )
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
@@ -470,6 +471,38 @@ def _create_resumed_run(
         carry.copy_entries(session, source, new_run, [s.task_id for s in plan.tasks if s.action == "run"])
     session.flush()
     return record
+
+
+#: States of a task instance that ran (and so had OpenLineage events) in a finished run.
+_RAN_STATES = ("success", "failed", "skipped")
+
+
+def _parent_lineage(session: Session, source: Any, run_task_ids: list[str]) -> run_record.ParentLineage:
+    """What the failed run's OpenLineage run ids derive from, for the tasks that run again (one query)."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    tries = session.execute(
+        select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.try_number)
+        .where(
+            TaskInstance.dag_id == source.dag_id,
+            TaskInstance.run_id == source.run_id,
+            TaskInstance.task_id.in_(run_task_ids),
+            TaskInstance.state.in_(_RAN_STATES),
+            TaskInstance.try_number > 0,
+        )
+        .order_by(TaskInstance.task_id, TaskInstance.map_index)
+    ).all()
+
+    def iso(value: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return run_record.ParentLineage(
+        logical_date=iso(source.logical_date),
+        run_after=iso(source.run_after),
+        clear_number=int(getattr(source, "clear_number", 0) or 0),
+        tries=[(task_id, int(map_index), int(try_number)) for task_id, map_index, try_number in tries],
+    )
 
 
 def _state_context(chain: Any) -> dict[str, Any]:

@@ -27,8 +27,19 @@ log = logging.getLogger(__name__)
 _records: dict[tuple[str, str], RunRecord] = {}
 
 
+# The resumed run's own logical date (as Airflow stores the run: None), before the original one was
+# presented in its place; listeners see this one (``lineage.py``).
+_own_logical_dates: dict[tuple[str, str], Any] = {}
+
+
 def record_for(dag_id: str, run_id: str) -> RunRecord | None:
     return _records.get((dag_id, run_id))
+
+
+def own_logical_date(dag_id: str, run_id: str) -> tuple[bool, Any]:
+    """``(True, the run's own logical date)`` when this process presented another one to its tasks."""
+    key = (dag_id, run_id)
+    return (key in _own_logical_dates, _own_logical_dates.get(key))
 
 
 def _parse(value: Any) -> Any:
@@ -63,6 +74,7 @@ def apply(context: dict[str, Any]) -> None:
             )
         log.warning("%s", checked.ignored)
         return
+    own_logical_date = getattr(dag_run, "logical_date", None)
     try:
         _present(context, dag_run, conf, checked.record)
     except Exception as err:
@@ -72,6 +84,7 @@ def apply(context: dict[str, Any]) -> None:
             "does not run with other inputs."
         ) from err
     _records[(dag_id, run_id)] = checked.record
+    _own_logical_dates.setdefault((dag_id, run_id), own_logical_date)
 
 
 def _present(context: dict[str, Any], dag_run: Any, conf: dict[str, Any], record: RunRecord) -> None:

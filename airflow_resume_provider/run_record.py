@@ -34,6 +34,23 @@ KIND_MANUAL: Kind = "manual"
 KIND_RETRY: Kind = "retry"
 
 
+class ParentLineage(BaseModel):
+    """
+    What the OpenLineage provider derived the failed run's run ids from, so that the ``airflowResume``
+    facet can name them (``lineage.py``): the run's logical date (else its ``run_after``), its clear
+    number, and the try of each task (map index) that runs again and had run in the failed run.
+    Persisted JSON keys: never rename.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    logical_date: StrictStr | None = None
+    run_after: StrictStr | None = None
+    clear_number: StrictInt = 0
+    #: ``[task_id, map_index, try_number]`` of each attempt of the failed run that the new run makes again.
+    tries: list[tuple[StrictStr, StrictInt, StrictInt]] = Field(default_factory=list)
+
+
 class RunRecord(BaseModel):
     """What the provider records in a run it created. Persisted JSON keys: never rename."""
 
@@ -52,6 +69,8 @@ class RunRecord(BaseModel):
     source: dict[str, Any] | None = None
     #: ``[task_id, exception_type, message]`` of the failure this run retries (automatic retries).
     parent_failure: list[Any] | None = None
+    #: The failed run's OpenLineage identity (absent in records of earlier versions).
+    parent_lineage: ParentLineage | None = None
 
 
 @dataclass(frozen=True)

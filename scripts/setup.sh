@@ -9,7 +9,7 @@ fi
 stamp=.venv/.installed-$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==26.3"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[s3,test,celery]"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[s3,test,celery,openlineage]"
   touch "$stamp"
 fi
 # The editable install leaves build metadata in the checkout. With the checkout on sys.path (pytest, the

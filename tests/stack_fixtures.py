@@ -16,6 +16,7 @@ one DAG), imported by the Airflow processes from the repository root on ``PYTHON
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -27,6 +28,25 @@ BUCKET = "airflow-logs"
 AUTH_MANAGER = "tests.auth_manager.StackAuthManager"
 TEAMS = {team: REPO / "tests" / "dags" / "teams" / team for team in ("team_a", "team_b")}
 XCOM_BACKEND = "tests.xcom_backend.RejectingXComBackend"
+#: The OpenLineage events of the shared stack (file transport), in its home.
+OPENLINEAGE_EVENTS = "openlineage-events.jsonl"
+
+
+def openlineage_env(home) -> dict[str, str]:
+    """
+    With the OpenLineage provider installed: its file transport, the provider's facet function, and
+    lineage only for DAGs that enable it (``enable_lineage(dag)``), so the other tests' tasks emit nothing.
+    """
+    from importlib.util import find_spec
+
+    if find_spec("airflow.providers.openlineage") is None:
+        return {}
+    transport = {"type": "file", "log_file_path": str(home / OPENLINEAGE_EVENTS), "append": True}
+    return {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+        "AIRFLOW__OPENLINEAGE__SELECTIVE_ENABLE": "True",
+        "AIRFLOW__OPENLINEAGE__CUSTOM_RUN_FACETS": "airflow_resume_provider.lineage.resume_run_facets",
+    }
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +67,8 @@ def stack(backend, tmp_path_factory, request):
         "AIRFLOW__CORE__XCOM_BACKEND": XCOM_BACKEND,
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
     }
+    home = tmp_path_factory.mktemp("airflow-e2e")
+    extra_env |= openlineage_env(home)
     s3 = None
     if backend == "postgres":
         endpoint, s3 = request.getfixturevalue("moto_endpoint")
@@ -57,7 +79,7 @@ def stack(backend, tmp_path_factory, request):
             "AIRFLOW_CONN_AWS_MOTO": aws_connection(endpoint),
         }
     airflow = AirflowStack(
-        home=tmp_path_factory.mktemp("airflow-e2e"),
+        home=home,
         backend=backend,
         extra_env=extra_env,
         s3=s3,
