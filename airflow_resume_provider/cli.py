@@ -34,7 +34,18 @@ ARG_UNTIL = Arg(
     ("--until",), metavar="ISO", help="With --all-failed: runs that ended at or before (no zone: UTC)"
 )
 ARG_RUN_DRY_RUN = Arg(
-    ("--dry-run",), action="store_true", help="With --all-failed: show what would happen; create nothing"
+    ("--dry-run",),
+    action="store_true",
+    help="Show what would happen (for one run: the changed inputs and the plan); create nothing",
+)
+ARG_PARAM = Arg(
+    ("--param",),
+    action="append",
+    metavar="NAME=VALUE",
+    help="Change a run-level param of the resumed run (repeatable; VALUE as JSON, else a string)",
+)
+ARG_CONF = Arg(
+    ("--conf",), metavar="JSON", help="Top-level keys of the run's conf to change, as a JSON object"
 )
 ARG_RUN_YES = Arg(("-y", "--yes"), action="store_true", help="With --all-failed: resume without asking")
 ARG_FROM_TASK = Arg(("--from-task",), help="Resume at this task (the failed task or an earlier one)")
@@ -59,14 +70,17 @@ RESUME_COMMANDS = (
     ActionCommand(
         name="run",
         help=(
-            "Resume a failed run: a new run starts at the failed task with the same inputs. With "
-            "--all-failed: every failed run of the DAG, after showing what would happen and asking"
+            "Resume a failed run: a new run starts at the failed task with the same inputs (or with "
+            "--param / --conf changed). With --all-failed: every failed run of the DAG, after showing "
+            "what would happen and asking"
         ),
         func=lazy_load_command("airflow_resume_provider.cli.run_command"),
         args=(
             ARG_DAG_ID,
             ARG_RUN_ID_OR_ALL,
             ARG_FROM_TASK,
+            ARG_PARAM,
+            ARG_CONF,
             ARG_ALL_FAILED,
             ARG_SINCE,
             ARG_UNTIL,
@@ -204,18 +218,90 @@ def status_command(args: Any) -> None:
     sys.exit(EXIT_OK if verdict.resumable else EXIT_NOT_RESUMABLE)
 
 
+def _overrides(args: Any) -> Any:
+    """The changed inputs of ``--param NAME=VALUE`` and ``--conf JSON`` (exit 1 naming a bad one)."""
+    from airflow_resume_provider.inputs import InputOverrides, parse_param
+
+    params: dict[str, Any] = {}
+    for text in getattr(args, "param", None) or []:
+        try:
+            name, value = parse_param(text)
+        except ValueError as err:
+            _fail(str(err))
+        params[name] = value
+    run_conf: dict[str, Any] = {}
+    if getattr(args, "conf", None) is not None:
+        try:
+            run_conf = json.loads(args.conf)
+        except ValueError as err:
+            _fail(f"--conf is not JSON: {err}.")
+        if not isinstance(run_conf, dict):
+            _fail('--conf must be a JSON object, e.g. \'{"region": "eu"}\'.')
+    return InputOverrides(params=params, conf=run_conf)
+
+
+def _changes_text(changes: list[Any]) -> str:
+    if not changes:
+        return "Inputs: unchanged."
+    lines = [f"Inputs changed ({len(changes)}):"]
+    lines += [
+        f"  {c.param}: {json.dumps(c.from_, default=str)} -> {json.dumps(c.to, default=str)}"
+        + ("" if c.source == "params" else " (conf)")
+        for c in changes
+    ]
+    return "\n".join(lines)
+
+
+def _dry_run_one(args: Any, overrides: Any) -> None:
+    """``run DAG RUN --dry-run``: the verdict, the changed inputs and the plan; nothing created."""
+    from airflow.utils.session import create_session
+
+    from airflow_resume_provider.resume import preview
+
+    with create_session() as session:
+        answer = preview(
+            session, args.dag_id, args.run_id, from_task_id=args.from_task, overrides=overrides or None
+        )
+    verdict = answer.verdict
+    if verdict.resumable:
+        head = (
+            f"Dry run: run {args.run_id!r} of DAG {args.dag_id!r} would resume at {verdict.resume_task_id!r}."
+        )
+        if verdict.resumed_run_id:
+            head += f" It was already resumed as {verdict.resumed_run_id!r}."
+    else:
+        head = f"Not resumable ({verdict.reason_code}): {terminal_safe(verdict.reason)}"
+    head += "\n" + _changes_text(answer.changes) + "\nNothing created."
+    _print(args, answer.to_dict(), head, verdict.plan.tasks)
+    sys.exit(EXIT_OK if verdict.resumable else EXIT_NOT_RESUMABLE)
+
+
 def run_command(args: Any) -> None:
     from airflow.utils.session import create_session
 
-    from airflow_resume_provider.exceptions import NotResumableError, ResumeError, RunNotFoundError
+    from airflow_resume_provider.exceptions import (
+        NotResumableError,
+        ResumedWithOtherInputsError,
+        ResumeError,
+        RunNotFoundError,
+    )
     from airflow_resume_provider.resume import resume
 
     _quiet_logs(args)
     _check_run_args(args)
     if args.all_failed:
         _run_all_failed(args)
-    _audit("cli_resume_run", dag_id=args.dag_id, run_id=args.run_id, from_task_id=args.from_task)
+    overrides = _overrides(args)
     try:
+        if args.dry_run:
+            _dry_run_one(args, overrides)
+        _audit(
+            "cli_resume_run",
+            dag_id=args.dag_id,
+            run_id=args.run_id,
+            from_task_id=args.from_task,
+            **({"changed": sorted(overrides.requested())} if overrides else {}),
+        )
         with create_session() as session:
             outcome = resume(
                 session,
@@ -224,10 +310,14 @@ def run_command(args: Any) -> None:
                 from_task_id=args.from_task,
                 user=_cli_user(),
                 triggered_by="cli",
+                overrides=overrides or None,
             )
     except RunNotFoundError as err:
         _say(str(err), file=sys.stderr)
         sys.exit(EXIT_NOT_FOUND)
+    except ResumedWithOtherInputsError as err:
+        _say(str(err), file=sys.stderr)
+        sys.exit(EXIT_NOT_RESUMABLE)
     except NotResumableError as err:
         _print(
             args,
@@ -242,6 +332,8 @@ def run_command(args: Any) -> None:
         text = f"Created run {outcome.dag_run_id!r}: resumes {args.run_id!r} at {outcome.resume_task_id!r}."
     else:
         text = f"Run {args.run_id!r} was already resumed as {outcome.dag_run_id!r}; nothing new created."
+    if outcome.changes:
+        text += "\n" + _changes_text(outcome.changes)
     _print(args, outcome.to_dict(), text)
     sys.exit(EXIT_OK)
 
@@ -258,6 +350,8 @@ def _check_run_args(args: Any) -> None:
             _fail(f"Give either RUN_ID ({args.run_id!r}) or --all-failed, not both.")
         if args.from_task is not None:
             _fail("--from-task applies to one run; --all-failed resumes each run at its failed task.")
+        if getattr(args, "param", None) or getattr(args, "conf", None) is not None:
+            _fail("--param and --conf apply to one run; --all-failed resumes each run with its own inputs.")
         return
     if args.run_id is None:
         _fail("Give the failed run's id (RUN_ID), or --all-failed for every failed run of the DAG.")
@@ -266,15 +360,12 @@ def _check_run_args(args: Any) -> None:
         for name, on in (
             ("--since", args.since),
             ("--until", args.until),
-            ("--dry-run", args.dry_run),
             ("-y", args.yes),
         )
         if on
     ]
     if given:
-        _fail(
-            f"{', '.join(given)}: only with --all-failed (for one run, 'airflow resume status' is the dry run)."
-        )
+        _fail(f"{', '.join(given)}: only with --all-failed.")
 
 
 def _parse_time(option: str, text: str | None) -> Any:

@@ -431,6 +431,22 @@ def validate_params_with(params: Any, values: Mapping[str, Any]) -> None:
     params.deep_merge(values).validate()
 
 
+def param_problems(params: Any, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """
+    Each param of a serialized DAG's params, with ``values`` applied, that refuses its value, and why:
+    the validation :func:`validate_params_with` makes, param by param so the refusal can name it.
+    """
+    merged = params.deep_merge(values)
+    problems = []
+    for name in merged:
+        try:
+            merged.get_param(name).resolve(raises=True)
+        except Exception as err:
+            message = getattr(err, "message", None) or str(err) or type(err).__name__
+            problems.append((str(name), str(message).strip().splitlines()[0]))
+    return problems
+
+
 # --- the API server -------------------------------------------------------------------------------------
 
 

@@ -43,6 +43,32 @@ class BadRequestError(ResumeError):
     reason_code = ReasonCode.BAD_REQUEST
 
 
+class InputsInvalidError(ResumeError):
+    """A changed input is refused: an unknown name, a task-level param, or a value the DAG's params refuse."""
+
+    status_code = 422
+    reason_code = ReasonCode.PARAMS_INVALID
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        #: The param (or conf key) refused, for the page to show the message beside its field.
+        self.param = param
+
+
+class InputChangesDisabledError(ResumeError):
+    """Inputs may not be changed on this deployment (``[core] dag_run_conf_overrides_params`` is off)."""
+
+    status_code = 403
+    reason_code = ReasonCode.INPUT_CHANGES_DISABLED
+
+
+class ResumedWithOtherInputsError(ResumeError):
+    """The run was already resumed, with other inputs: one resumed run per failed run."""
+
+    status_code = 409
+    reason_code = ReasonCode.RESUMED_WITH_OTHER_INPUTS
+
+
 class RunNotFoundError(ResumeError):
     """The DAG or the run does not exist."""
 

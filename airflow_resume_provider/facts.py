@@ -42,6 +42,7 @@ from airflow_resume_provider.structure import linear_order
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from airflow_resume_provider.inputs import InputOverrides
     from airflow_resume_provider.state.paths import StateLocation
 
 #: How many runs back a lineage is followed at most.
@@ -457,11 +458,21 @@ def map_count_changes(session: Session, dag: Any, dag_run: Any, facts: RunFacts)
 
 
 def gather_facts(
-    session: Session, dag: Any, dag_run: Any, *, from_task_id: str | None = None, full_rerun: bool = False
+    session: Session,
+    dag: Any,
+    dag_run: Any,
+    *,
+    from_task_id: str | None = None,
+    full_rerun: bool = False,
+    overrides: InputOverrides | None = None,
 ) -> RunFacts:
     """
     Collect the facts for ``dag_run`` of ``dag`` (the latest serialized version): for a resume at the
     failed task (or ``from_task_id``), or, with ``full_rerun``, for a rerun of every task.
+
+    With ``overrides`` (changed inputs), the params check applies to the merged values.
+
+    :raises InputsInvalidError: an override is refused (its name, or a value the params refuse).
     """
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
@@ -611,13 +622,20 @@ def gather_facts(
         return facts
     original_conf = {k: v for k, v in (dag_run.conf or {}).items() if k != CONF_KEY}
     inputs = facts.chain.head.inputs
-    problem = params_problem(
-        dag, original_conf, inputs.run_params if inputs.run_params is not None else inputs.params
-    )
+    facts.original_params = inputs.run_params if inputs.run_params is not None else inputs.params
+    if overrides:
+        from airflow_resume_provider.inputs import merge
+
+        # Validated as a whole, the merged values pass the params check (or the request is refused).
+        facts.inputs = merge(dag, facts.original_params, original_conf, overrides)
+        problem = None
+    else:
+        problem = params_problem(dag, original_conf, facts.original_params)
     if problem:
         facts.params_error = (
             f"{where}: the DAG's params no longer accept the original run's values: {problem}. A resume "
-            "replays the original inputs: make the params accept them again, or trigger a new run."
+            "replays the original inputs: make the params accept them again, resume with that param changed, "
+            "or trigger a new run."
         )
     facts.map_count_changes = map_count_changes(session, dag, dag_run, facts)
     if settings.carry_task_state:  # what the tasks that run again reattach to (Airflow 3.3+); the plan picks

@@ -52,6 +52,25 @@ class ReasonCode(StrEnum):
     RESUME_FAILED = "resume_failed"
     #: More runs than one request may resume, or a malformed request.
     BAD_REQUEST = "bad_request"
+    #: Inputs may not be changed: ``[core] dag_run_conf_overrides_params`` is off.
+    INPUT_CHANGES_DISABLED = "input_changes_disabled"
+    #: The run was already resumed with other inputs; a resume with these would be a second run.
+    RESUMED_WITH_OTHER_INPUTS = "resumed_with_other_inputs"
+
+
+class InputChange(BaseModel):
+    """
+    One input a resume changes: a run-level param (``source: "params"``) or a top-level conf key
+    (``source: "conf"``), from its value in the failed run to the new one. Values of names Airflow's
+    secrets masker treats as sensitive are masked. Persisted in the signed run record: never rename.
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+    param: str = Field(description="The param's (or conf key's) name.")
+    from_: Any = Field(default=None, alias="from", description="Its value in the failed run (masked).")
+    to: Any = Field(default=None, description="Its value in the resumed run (masked).")
+    source: str = Field(default="params", description="'params' or 'conf': where the request changed it.")
 
 
 class CarriedEntry(BaseModel):
@@ -128,3 +147,20 @@ class Verdict(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class ResumePreview(BaseModel):
+    """
+    A dry run of a resume (``"dry_run": true``): the verdict, the run-level params the resumed run would
+    have (sensitive values masked) and what changes. Nothing is created.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dry_run: bool = True
+    verdict: Verdict
+    params: dict[str, Any] = Field(description="The resumed run's run-level params (masked).")
+    changes: list[InputChange] = Field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

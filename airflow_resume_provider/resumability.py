@@ -17,6 +17,7 @@ from airflow_resume_provider.state.paths import relative_to_roots
 from airflow_resume_provider.structure import TaskShape, describe_changes, recorded_order
 
 if TYPE_CHECKING:
+    from airflow_resume_provider.inputs import MergedInputs
     from airflow_resume_provider.resume_param import ResumeSettings
     from airflow_resume_provider.state.chain import StateChain
     from airflow_resume_provider.state.paths import StateRoot
@@ -68,6 +69,10 @@ class RunFacts:
     ran_order: list[TaskShape] | None = None
     #: For a full rerun: the run's params (the DAG version it ran with, with its conf applied).
     run_params: dict[str, Any] = field(default_factory=dict)
+    #: The failed run's run-level params as the resume point's state recorded them (None: not read).
+    original_params: dict[str, Any] | None = None
+    #: With changed inputs: the resumed run's params and conf, validated, and what changes.
+    inputs: MergedInputs | None = None
 
 
 def _refuse(facts: RunFacts, code: ReasonCode, reason: str) -> Verdict:

@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from airflow_resume_provider import carry, compat, metrics, run_record
+from airflow_resume_provider import carry, compat, inputs, metrics, run_record
 from airflow_resume_provider.exceptions import (
+    BadRequestError,
     NotResumableError,
+    ResumedWithOtherInputsError,
     ResumeError,
     RunIdTakenError,
     RunNotFoundError,
 )
 from airflow_resume_provider.facts import gather_facts
+from airflow_resume_provider.models import InputChange, ResumePreview
 from airflow_resume_provider.persisted import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.resumability import KEPT_MAP_INDEX_STATES, RunFacts, decide
 from airflow_resume_provider.state import storage
@@ -51,9 +54,12 @@ class ResumeOutcome(BaseModel):
     resume_task_id: str | None
     root_run_id: str
     resume_count: int
+    changes: list[InputChange] = Field(
+        default_factory=list, description="The inputs the resume changed (sensitive values masked)."
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", by_alias=True)
 
     @classmethod
     def of(
@@ -68,6 +74,7 @@ class ResumeOutcome(BaseModel):
             resume_task_id=record.resumed_at_task_id,
             root_run_id=record.root_run_id,
             resume_count=record.resume_count,
+            changes=list(record.changes),
         )
 
 
@@ -116,6 +123,36 @@ def assess_with_facts(
     return decide(facts), facts, states
 
 
+def preview(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    from_task_id: str | None = None,
+    overrides: inputs.InputOverrides | None = None,
+) -> ResumePreview:
+    """
+    A dry run of :func:`resume`: the verdict, the resumed run's run-level params and what changes.
+    Creates nothing.
+
+    :raises RunNotFoundError: unknown DAG or run.
+    :raises InputChangesDisabledError: inputs may not be changed on this deployment.
+    :raises InputsInvalidError: an override is refused.
+    """
+    if overrides:
+        inputs.check_allowed()
+    dag, dag_run = load_dag_and_run(session, dag_id, run_id)
+    if overrides:
+        inputs.check_names(dag, overrides)
+    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id, overrides=overrides)
+    verdict = decide(facts)
+    if facts.inputs is not None:
+        params, changes = facts.inputs.params, facts.inputs.changes
+    else:
+        params, changes = facts.original_params or {}, []
+    return ResumePreview(verdict=verdict, params=inputs.shown_params(dag, params), changes=changes)
+
+
 #: How telling a map index's state is for its mapped task as a whole (unlisted states: 1).
 _STATE_RANK = {"success": 0, "skipped": 0, "upstream_failed": 2, "failed": 3}
 
@@ -135,6 +172,7 @@ def resume(
     parent_failure: list[Any] | None = None,
     full_rerun: bool = False,
     facts: RunFacts | None = None,
+    overrides: inputs.InputOverrides | None = None,
 ) -> ResumeOutcome:
     """
     Resume a failed run, or return the run that already resumed it. Commits ``session``.
@@ -146,22 +184,36 @@ def resume(
         count is inherited from the failed run.
     :param note: the new run's note; default "Resumed from <run> at <task>".
     :param parent_failure: for automatic retries, the failure being retried (task, type, message).
+    :param overrides: changed inputs (run-level params, top-level conf keys); a person's resume only.
 
     :raises RunNotFoundError: unknown DAG or run.
     :raises NotResumableError: the verdict refuses; its reason says why.
+    :raises InputChangesDisabledError: inputs may not be changed on this deployment.
+    :raises InputsInvalidError: an override is refused (its name, or a value the params refuse).
+    :raises ResumedWithOtherInputsError: the run was already resumed with other inputs.
     """
     # One request at a time per failed run in this process, waiting before the session holds a
     # connection: concurrent requests then find the created run instead of contending for the
     # database (other processes are kept out by the deterministic run id).
     from sqlalchemy.exc import IntegrityError
 
+    if overrides:
+        if kind != KIND_MANUAL or full_rerun:
+            raise BadRequestError(
+                f"DAG {dag_id!r}, run {run_id!r}: automatic retries and full reruns never change inputs."
+            )
+        inputs.check_allowed()
     with _lock_for(dag_id, run_id):
         started = time.monotonic()
         dag, dag_run = load_dag_and_run(session, dag_id, run_id)
-        if facts is None:
-            facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id, full_rerun=full_rerun)
+        if overrides:
+            inputs.check_names(dag, overrides)
+        if facts is None or overrides:
+            facts = gather_facts(
+                session, dag, dag_run, from_task_id=from_task_id, full_rerun=full_rerun, overrides=overrides
+            )
         if facts.resumed_run_id is not None:
-            return _existing(session, dag_id, run_id, facts.resumed_run_id)
+            return _existing(session, dag_id, run_id, facts.resumed_run_id, overrides)
         verdict = decide(facts)
         if not verdict.resumable:
             metrics.refused(verdict.reason_code)
@@ -188,15 +240,26 @@ def resume(
                 retry_attempt=retry_attempt,
                 note=note,
                 parent_failure=parent_failure,
+                merged=facts.inputs,
             )
-            _audit(session, dag_id, run_id, new_run_id, facts.resume_task_id, user, triggered_by, kind)
+            _audit(
+                session,
+                dag_id,
+                run_id,
+                new_run_id,
+                facts.resume_task_id,
+                user,
+                triggered_by,
+                kind,
+                record.changes,
+            )
             session.commit()
         except IntegrityError:
             # A concurrent request created the same run first: that run is the answer.
             session.rollback()
             if not _run_exists(session, dag_id, new_run_id):
                 raise
-            return _existing(session, dag_id, run_id, new_run_id)
+            return _existing(session, dag_id, run_id, new_run_id, overrides)
         except ResumeError:
             session.rollback()
             raise
@@ -245,8 +308,10 @@ def _audit(
     user: str | None,
     triggered_by: str,
     kind: str,
+    changes: list[InputChange] | None = None,
 ) -> None:
-    """Record the created run in Airflow's audit log, in the transaction that creates it."""
+    """Record the created run in Airflow's audit log, in the transaction that creates it (with the
+    inputs it changed, sensitive values masked)."""
     import json
 
     from airflow.models.log import Log
@@ -258,7 +323,15 @@ def _audit(
             dag_id=dag_id,
             run_id=run_id,
             task_id=resume_task_id,
-            extra=json.dumps({"new_run_id": new_run_id, "kind": kind, "via": triggered_by}),
+            extra=json.dumps(
+                {
+                    "new_run_id": new_run_id,
+                    "kind": kind,
+                    "via": triggered_by,
+                    **({"changes": [c.model_dump(mode="json") for c in changes]} if changes else {}),
+                },
+                default=str,
+            ),
         )
     )
 
@@ -272,8 +345,18 @@ def _run_exists(session: Session, dag_id: str, run_id: str) -> bool:
     )
 
 
-def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str) -> ResumeOutcome:
-    """The outcome for a resumed run the provider created earlier (its signed record says so)."""
+def _existing(
+    session: Session,
+    dag_id: str,
+    source_run_id: str,
+    new_run_id: str,
+    overrides: inputs.InputOverrides | None = None,
+) -> ResumeOutcome:
+    """
+    The outcome for a resumed run the provider created earlier (its signed record says so).
+
+    :raises ResumedWithOtherInputsError: the request changes inputs that run does not have.
+    """
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
@@ -283,6 +366,12 @@ def _existing(session: Session, dag_id: str, source_run_id: str, new_run_id: str
         raise RunIdTakenError(
             f"DAG {dag_id!r}, run {source_run_id!r}: the run {new_run_id!r} was not created by this provider "
             "to resume it."
+        )
+    if overrides and not inputs.same_as(conf, overrides):
+        raise ResumedWithOtherInputsError(
+            f"DAG {dag_id!r}, run {source_run_id!r} was already resumed as {new_run_id!r} with other inputs; "
+            "a run is resumed once. Resume that run instead (its inputs are its params now), or trigger a "
+            "new run."
         )
     return ResumeOutcome.of(dag_id, new_run_id, found, created=False)
 
@@ -425,6 +514,7 @@ def _create_resumed_run(
     retry_attempt: int | None,
     note: str | None,
     parent_failure: list[Any] | None,
+    merged: inputs.MergedInputs | None = None,
 ) -> run_record.RunRecord:
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
@@ -435,6 +525,9 @@ def _create_resumed_run(
     now = datetime.now(timezone.utc)
     if retry_attempt is None:
         retry_attempt = source_record.retry_attempt if source_record is not None else 0
+    context = _recorded_context(source, facts.run_params) if facts.full_rerun else _state_context(chain)
+    if merged is not None:
+        context["params"] = merged.params
     record = run_record.RunRecord(
         parent_run_id=source.run_id,
         root_run_id=root,
@@ -444,10 +537,13 @@ def _create_resumed_run(
         retry_attempt=retry_attempt,
         parent_failure=parent_failure,
         parent_lineage=_parent_lineage(session, source, [s.task_id for s in plan.tasks if s.action == "run"]),
-        **(_recorded_context(source, facts.run_params) if facts.full_rerun else _state_context(chain)),
+        changes=merged.changes if merged is not None else [],
+        **context,
     )
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
-    note = note or f"Resumed from {source.run_id} at {point}"
+    if merged is not None:
+        original_conf = merged.conf
+    note = inputs.note_text(note or f"Resumed from {source.run_id} at {point}", record.changes)
     new_run = compat.create_dagrun(
         dag,
         run_id=new_run_id,

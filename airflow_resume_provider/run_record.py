@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from airflow_resume_provider import conf
 from airflow_resume_provider.exceptions import SigningUnavailableError
+from airflow_resume_provider.models import InputChange  # noqa: TC001 - pydantic resolves it at runtime
 from airflow_resume_provider.persisted import CONF_KEY, RESUME_RUN_PREFIX, SIGNATURE_KEY
 
 MAX_RUN_ID_LENGTH = 250
@@ -71,6 +72,8 @@ class RunRecord(BaseModel):
     parent_failure: list[Any] | None = None
     #: The failed run's OpenLineage identity (absent in records of earlier versions).
     parent_lineage: ParentLineage | None = None
+    #: The inputs the resume changed (``params`` holds the new values), sensitive values masked.
+    changes: list[InputChange] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from airflow_resume_provider.api.middleware import BodySizeLimit, SecurityHeader
 from airflow_resume_provider.api.schemas import BulkResumeRequest, ErrorOut, ResumeRequest
 from airflow_resume_provider.api.security import (
     CanReadRuns,
-    CanTriggerRuns,
     GetUserDep,
     SessionDep,
     SignedIn,
@@ -24,8 +23,9 @@ from airflow_resume_provider.api.security import (
 from airflow_resume_provider.api.validation import bounded_validation_error
 from airflow_resume_provider.bulk import BulkOutcome, failed_run_ids, require_dag, resume_many
 from airflow_resume_provider.exceptions import ResumeError
+from airflow_resume_provider.inputs import InputOverrides
 from airflow_resume_provider.models import ReasonCode, Verdict
-from airflow_resume_provider.resume import ResumeOutcome, assess, resume
+from airflow_resume_provider.resume import ResumeOutcome, assess, preview, resume
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,11 @@ async def provider_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ResumeError)
     if exc.status_code >= 500 and exc.status_code != status.HTTP_503_SERVICE_UNAVAILABLE:
         log.error("Error in %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        status_code=exc.status_code,
-        content={"detail": str(exc), "reason_code": exc.reason_code.value},
-        headers=_JSON_HEADERS,
-    )
+    content = {"detail": str(exc), "reason_code": exc.reason_code.value}
+    param = getattr(exc, "param", None)
+    if param is not None:
+        content["param"] = param  # the refused input, for the page to show the message beside it
+    return JSONResponse(status_code=exc.status_code, content=content, headers=_JSON_HEADERS)
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -107,13 +107,22 @@ def create_app() -> FastAPI:
         responses={
             200: {
                 "model": ResumeOutcome,
-                "description": "The run was already resumed; that run is returned.",
+                "description": "The run was already resumed (that run is returned), or a dry run's answer.",
+            },
+            403: {
+                "model": ErrorOut,
+                "description": "Resuming needs trigger permission (a dry run needs read); changing inputs "
+                "needs [core] dag_run_conf_overrides_params on.",
             },
             404: {"model": ErrorOut},
-            409: {"model": ErrorOut, "description": "The run cannot be resumed; detail says why."},
+            409: {
+                "model": ErrorOut,
+                "description": "The run cannot be resumed, or was already resumed with other inputs.",
+            },
+            422: {"model": ErrorOut, "description": "Malformed request, or a changed input is refused."},
             503: {"model": ErrorOut, "description": "The state folder or the signing secret is unavailable."},
         },
-        dependencies=[CanTriggerRuns, csrf_protected, audit("resume_dag_run")],
+        dependencies=[CanReadRuns, csrf_protected, audit("resume_dag_run")],
     )
     def resume_dag_run(
         dag_id: str,
@@ -122,14 +131,31 @@ def create_app() -> FastAPI:
         user: GetUserDep,
         body: Annotated[ResumeRequest | None, Body()] = None,
     ):
-        """Create the resumed run (201), or return the one that already resumed this run (200)."""
+        """
+        Create the resumed run (201), or return the one that already resumed this run (200); with
+        ``params`` / ``conf``, with those inputs changed. ``dry_run``: the verdict, the merged params and
+        the changes (200); creates nothing.
+        """
+        body = body or ResumeRequest()
+        overrides = InputOverrides(params=body.params or {}, conf=body.conf or {})
+        if body.dry_run:
+            answer = preview(
+                session, dag_id, dag_run_id, from_task_id=body.from_task_id, overrides=overrides or None
+            )
+            return JSONResponse(status_code=status.HTTP_200_OK, content=answer.to_dict())
+        if not can_trigger_runs(dag_id, user):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"Resuming runs of DAG {dag_id!r} needs permission to trigger its runs; a dry run does not.",
+            )
         outcome = resume(
             session,
             dag_id,
             dag_run_id,
-            from_task_id=body.from_task_id if body else None,
+            from_task_id=body.from_task_id,
             user=user.get_name() if user else None,
             triggered_by="rest_api",
+            overrides=overrides or None,
         )
         if outcome.created:
             return outcome

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime  # noqa: TC003 - pydantic resolves it at runtime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from airflow.models.base import ID_LEN
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -26,6 +26,19 @@ class ResumeRequest(BaseModel):
         min_length=1,
         max_length=TASK_ID_MAX_LENGTH,
         description="Resume at this task instead of the failed one.",
+    )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="Run-level params to change: the failed run's values with these applied, validated "
+        "against the DAG's current params.",
+    )
+    conf: dict[str, Any] | None = Field(
+        default=None, description="Top-level keys of the run's conf to change (merged into it)."
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Only answer the verdict, the merged params and the changes; create nothing (read "
+        "access is enough).",
     )
 
 
@@ -51,6 +64,18 @@ class BulkResumeRequest(BaseModel):
     since: datetime | None = Field(default=None, description="Runs that ended at or after (no zone: UTC).")
     until: datetime | None = Field(default=None, description="Runs that ended at or before (no zone: UTC).")
     dry_run: bool = Field(default=False, description="Only say what would happen; create nothing.")
+    params: dict[str, Any] | None = Field(default=None, description="Not accepted: see below.")
+    conf: dict[str, Any] | None = Field(default=None, description="Not accepted: see below.")
+
+    @field_validator("params", "conf")
+    @classmethod
+    def _no_changed_inputs(cls, value: dict[str, Any] | None) -> None:
+        """Changed inputs are for one run at a time: each run's params are its own."""
+        if value is not None:
+            raise ValueError(
+                "a bulk resume does not change inputs; resume the runs one by one with params or conf"
+            )
+        return None
 
     @field_validator("since", "until")
     @classmethod

@@ -215,7 +215,8 @@ def test_cli_on_a_terminal_asks_and_no_resumes_nothing():
         (("some_run", "--all-failed"), "Give either RUN_ID ('some_run') or --all-failed, not both."),
         (("--all-failed", "--from-task", "load"), "--from-task applies to one run"),
         ((), "Give the failed run's id (RUN_ID), or --all-failed"),
-        (("some_run", "--dry-run", "-y"), "--dry-run, -y: only with --all-failed"),
+        (("some_run", "--since", "2026-11-01", "-y"), "--since, -y: only with --all-failed"),
+        (("--all-failed", "--param", "threshold=3"), "--param and --conf apply to one run"),
         (("--all-failed", "--since", "yesterday"), "--since 'yesterday' is not an ISO 8601 date or time"),
         (
             ("--all-failed", "--since", "2026-11-02", "--until", "2026-11-01"),
