@@ -203,3 +203,76 @@ def test_changed_params_pass_the_params_check_that_the_original_values_fail(monk
     assert "resume with that param changed" in dry.verdict.reason
     monkeypatch.setattr(facts_module, "params_problem", original)
     assert preview(DAG_ID, dr.run_id, {"threshold": 20}).verdict.resumable
+
+
+# --- the REST API, in process (Airflow's auth manager, the provider's app) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def clients():
+    from airflow.api_fastapi.app import get_auth_manager, init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    from airflow_resume_provider.api.app import create_app
+
+    init_auth_manager()
+    app = create_app()
+    found = {}
+    with TestClient(app, raise_server_exceptions=False) as admin, TestClient(app) as viewer:
+        for client, (name, role) in ((admin, ("admin", "admin")), (viewer, ("viewer", "viewer"))):
+            token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=name, role=role))
+            client.headers["Authorization"] = f"Bearer {token}"
+        found = {"admin": admin, "viewer": viewer}
+        yield found
+
+
+def url(run_id, dag_id=DAG_ID):
+    from urllib.parse import quote
+
+    return f"/api/v1/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/resume"
+
+
+def test_rest_refusals_name_the_param_and_a_dry_run_needs_read_access_only(clients, monkeypatch):
+    dr = run_dag(DAG_ID)
+    before = run_ids(DAG_ID)
+    admin, viewer = clients["admin"], clients["viewer"]
+
+    bad = admin.post(url(dr.run_id), json={"params": {"threshold": "ten"}})
+    assert bad.status_code == 422
+    assert bad.json()["param"] == "threshold" and bad.json()["reason_code"] == "params_invalid"
+    assert "'ten' is not of type 'integer'" in bad.json()["detail"]
+    task_level = admin.post(url(dr.run_id), json={"params": {"batch": 2}, "dry_run": True})
+    assert task_level.status_code == 422 and "task-level param" in task_level.json()["detail"]
+    malformed = admin.post(url(dr.run_id), json={"params": ["threshold", 3]})
+    assert malformed.status_code == 422
+
+    dry = viewer.post(url(dr.run_id), json={"params": {"threshold": 20, "api_key": "k2"}, "dry_run": True})
+    assert dry.status_code == 200, dry.text
+    body = dry.json()
+    assert body["dry_run"] is True and body["verdict"]["resumable"] is True
+    assert body["params"] == {"threshold": 20, "api_key": "***", "mode": "strict"}
+    assert body["changes"] == [
+        {"param": "threshold", "from": 10, "to": 20, "source": "params"},
+        {"param": "api_key", "from": "***", "to": "***", "source": "params"},
+    ]
+    refused = viewer.post(url(dr.run_id), json={"params": {"threshold": 20}})
+    assert refused.status_code == 403 and "needs permission to trigger" in refused.json()["detail"]
+
+    monkeypatch.setenv("AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS", "False")
+    disabled = admin.post(url(dr.run_id), json={"params": {"threshold": 20}})
+    assert disabled.status_code == 403
+    assert disabled.json()["reason_code"] == "input_changes_disabled"
+    assert "dag_run_conf_overrides_params is off" in disabled.json()["detail"]
+    bulk = admin.post(
+        f"/api/v1/dags/{DAG_ID}/dagRuns/resume", json={"dag_run_ids": [dr.run_id], "params": {"threshold": 2}}
+    )
+    assert bulk.status_code == 422 and "a bulk resume does not change inputs" in bulk.text
+    assert run_ids(DAG_ID) == before
+
+    monkeypatch.delenv("AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS")
+    created = admin.post(url(dr.run_id), json={"params": {"threshold": 20}})
+    assert created.status_code == 201, created.text
+    assert created.json()["changes"] == [{"param": "threshold", "from": 10, "to": 20, "source": "params"}]
+    other = admin.post(url(dr.run_id), json={"params": {"threshold": 30}})
+    assert other.status_code == 409 and other.json()["reason_code"] == "resumed_with_other_inputs"

@@ -61,7 +61,12 @@ def test_a_value_set_to_what_it_was_is_no_change():
 @pytest.mark.parametrize(
     ("params", "conf", "name", "words"),
     [
-        ({"nope": 1}, {}, "nope", "has no param 'nope' (its run-level params: 'threshold', 'api_key', 'mode')"),
+        (
+            {"nope": 1},
+            {},
+            "nope",
+            "has no param 'nope' (its run-level params: 'threshold', 'api_key', 'mode')",
+        ),
         ({"batch": 9}, {}, "batch", "'batch' is a task-level param of task 'load'"),
         ({}, {"batch": 9}, "batch", "only run-level params"),
         ({"resume": False}, {}, "resume", "the provider's own param"),
@@ -137,3 +142,31 @@ def test_cli_param_values_are_json_else_strings(text, expected):
 def test_cli_param_without_a_name_is_refused(text):
     with pytest.raises(ValueError, match="give NAME=VALUE"):
         inputs.parse_param(text)
+
+
+def test_the_lineage_facet_lists_the_changed_inputs_masked():
+    from airflow_resume_provider.lineage import facet_fields
+    from airflow_resume_provider.run_record import RunRecord
+
+    changes = merge({"api_key": "new-secret-value", "threshold": 20}).changes
+    record = RunRecord(
+        parent_run_id="r1", root_run_id="r1", resume_count=1, resumed_at_task_id="check", changes=changes
+    )
+    ti = SimpleNamespace(dag_id="etl", task_id="load", map_index=-1, task=None)
+    fields = facet_fields(ti, record)
+    assert fields["changedInputs"] == [
+        {"param": "api_key", "from": "***", "to": "***", "source": "params"},
+        {"param": "threshold", "from": 10, "to": 20, "source": "params"},
+    ]
+    unchanged = RunRecord(parent_run_id="r1", root_run_id="r1", resume_count=1, resumed_at_task_id="check")
+    assert "changedInputs" not in facet_fields(ti, unchanged)
+
+
+def test_the_changes_survive_the_signed_record():
+    from airflow_resume_provider import run_record
+
+    changes = merge({"threshold": 20}).changes
+    record = run_record.RunRecord(parent_run_id="r1", root_run_id="r1", resume_count=1, changes=changes)
+    signed = run_record.sign("etl", "resume__r1__1__x", record)
+    assert signed["changes"] == [{"param": "threshold", "from": 10, "to": 20, "source": "params"}]
+    assert run_record.check("etl", "resume__r1__1__x", {"__resume__": signed}).record.changes == changes
