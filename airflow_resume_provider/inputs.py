@@ -239,3 +239,75 @@ def parse_param(text: str) -> tuple[str, Any]:
         return name, json.loads(raw)
     except ValueError:
         return name, raw
+
+
+@dataclass(frozen=True)
+class ParamField:
+    """One run-level param on the Resume page's "Change inputs" form, its field chosen by its schema."""
+
+    name: str
+    #: ``string``, ``integer``, ``number``, ``boolean``, ``enum`` (a select) or ``json`` (objects, arrays).
+    kind: str
+    #: The failed run's value as JSON (masked for a sensitive name): what the field starts from.
+    original: str
+    #: What the field shows at first: a string as it is, any other value as JSON; empty when sensitive.
+    text: str = ""
+    description: str | None = None
+    #: For ``enum``: each choice as ``(JSON, label)``.
+    choices: list[tuple[str, str]] = field(default_factory=list)
+    sensitive: bool = False
+
+
+def _kind(schema: dict[str, Any], value: Any) -> str:
+    if schema.get("enum"):
+        return "enum"
+    kinds = schema.get("type")
+    if isinstance(kinds, list):
+        kinds = next((k for k in kinds if k != "null"), None)
+    if kinds in ("string", "integer", "number", "boolean"):
+        return str(kinds)
+    if kinds in ("object", "array") or isinstance(value, dict | list):
+        return "json"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string"
+
+
+def fields(dag: Any, original: dict[str, Any] | None) -> list[ParamField]:
+    """The form fields of the DAG's run-level params, starting from the failed run's values."""
+    found = []
+    values = original or {}
+    for name in dag.params:
+        if name in _RESERVED:
+            continue
+        param = dag.params.get_param(name)
+        schema = dict(getattr(param, "schema", None) or {})
+        value = values.get(name, dag.params[name])
+        sensitive = is_sensitive(name)
+        visible = shown(name, value)
+        found.append(
+            ParamField(
+                name=str(name),
+                kind=_kind(schema, value),
+                original=json.dumps(visible, default=str, ensure_ascii=False),
+                text=""
+                if sensitive
+                else (
+                    visible
+                    if isinstance(visible, str)
+                    else json.dumps(visible, default=str, ensure_ascii=False)
+                ),
+                description=getattr(param, "description", None) or schema.get("description"),
+                choices=[
+                    (
+                        json.dumps(c, default=str, ensure_ascii=False),
+                        c if isinstance(c, str) else json.dumps(c),
+                    )
+                    for c in schema.get("enum") or []
+                ],
+                sensitive=sensitive,
+            )
+        )
+    return found

@@ -101,8 +101,8 @@ def assess(session: Session, dag_id: str, run_id: str, *, from_task_id: str | No
 
 def assess_with_facts(
     session: Session, dag_id: str, run_id: str, *, from_task_id: str | None = None
-) -> tuple[Verdict, RunFacts, dict[str, str | None]]:
-    """The verdict, the facts behind it, and the run's task states (for the Resume page)."""
+) -> tuple[Verdict, RunFacts, dict[str, str | None], Any]:
+    """The verdict, the facts behind it, the run's task states and the DAG (for the Resume page)."""
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
@@ -120,7 +120,7 @@ def assess_with_facts(
             states[task_id] or "", 1
         ):
             states[task_id] = shown
-    return decide(facts), facts, states
+    return decide(facts), facts, states, dag
 
 
 def preview(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_resume_provider.display import masked, shortened
 
 if TYPE_CHECKING:
+    from airflow_resume_provider.inputs import ParamField
     from airflow_resume_provider.models import CarriedEntry, PlanStep, Verdict
     from airflow_resume_provider.resumability import RunFacts
 
@@ -94,10 +95,17 @@ class PageModel:
     failure_map_index: int | None = None
     #: False when the user may not read the DAG's XComs: ``Step.xcoms`` then hold sizes, not values.
     xcom_values_shown: bool = True
+    #: The run-level params a resume may change, with the failed run's values.
+    param_fields: list[ParamField] = field(default_factory=list)
 
 
 def build(
-    verdict: Verdict, facts: RunFacts, ti_states: dict[str, str | None], *, show_xcom_values: bool
+    verdict: Verdict,
+    facts: RunFacts,
+    ti_states: dict[str, str | None],
+    *,
+    show_xcom_values: bool,
+    param_fields: list[ParamField] | None = None,
 ) -> PageModel:
     chain = facts.chain
     restored = chain.restored_tasks() if chain is not None else {}
@@ -166,6 +174,7 @@ def build(
             else None
         ),
         xcom_values_shown=show_xcom_values,
+        param_fields=param_fields or [],
     )
 
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from airflow_resume_provider import conf
+from airflow_resume_provider import conf, inputs
 from airflow_resume_provider.api.schemas import TASK_ID_MAX_LENGTH
 from airflow_resume_provider.api.security import (
     SESSION_COOKIE,
@@ -92,10 +92,19 @@ def resume_page(
     root = request.scope.get("root_path", "").rstrip("/")
     page_base = f"{root}/ui/dags/{quote(dag_id, safe='')}/dagRuns/"
     try:
-        verdict, facts, ti_states = assess_with_facts(session, dag_id, dag_run_id, from_task_id=from_task_id)
+        verdict, facts, ti_states, dag = assess_with_facts(
+            session, dag_id, dag_run_id, from_task_id=from_task_id
+        )
     except RunNotFoundError as err:
         return _render("not_found.html", 404, message=str(err))
-    model = page.build(verdict, facts, ti_states, show_xcom_values=can_read_xcoms(dag_id, user))
+    model = page.build(
+        verdict,
+        facts,
+        ti_states,
+        show_xcom_values=can_read_xcoms(dag_id, user),
+        param_fields=inputs.fields(dag, facts.original_params) if facts.original_params is not None else [],
+    )
+    can_trigger = can_trigger_runs(dag_id, user)
     cookie = request.cookies.get(SESSION_COOKIE, "")
     client = {
         "resume_url": f"{root}/api/v1/dags/{quote(dag_id, safe='')}/dagRuns/{quote(dag_run_id, safe='')}/resume",
@@ -111,8 +120,13 @@ def resume_page(
         run_id=dag_run_id,
         page=model,
         client=client,
-        can_trigger=can_trigger_runs(dag_id, user),
+        can_trigger=can_trigger,
         can_choose=verdict.resumable and not verdict.resumed_run_id,
+        # A run refused only because today's params refuse its values can be fixed by changing them.
+        can_change_inputs=can_trigger
+        and not verdict.resumed_run_id
+        and (verdict.resumable or verdict.reason_code == "params_invalid"),
+        input_changes_allowed=conf.run_conf_overrides_params(),
         page_url=lambda run_id: page_base + quote(str(run_id), safe=""),
     )
 
