@@ -213,10 +213,24 @@ def note_text(base: str, changes: list[InputChange]) -> str:
     return shortened(f"{base}; params changed: {', '.join(parts)}", NOTE_CHARS - 40)
 
 
-def same_as(existing_conf: Any, overrides: InputOverrides) -> bool:
-    """Whether a run created earlier has the inputs the request asks for (its conf holds every override)."""
+def same_as(
+    existing_conf: Any, overrides: InputOverrides, existing_params: dict[str, Any] | None = None
+) -> bool:
+    """
+    Whether a run created earlier has the inputs the request asks for: each conf override in its conf,
+    each param override in its conf or its recorded params (a value asked for that it had anyway).
+    """
     run_conf = existing_conf if isinstance(existing_conf, dict) else {}
-    return all(name in run_conf and run_conf[name] == value for name, value in overrides.requested().items())
+    params = existing_params or {}
+
+    def has(name: str, value: Any, in_params: bool) -> bool:
+        if name in run_conf:
+            return bool(run_conf[name] == value)
+        return in_params and name in params and params[name] == value
+
+    return all(has(k, v, False) for k, v in overrides.conf.items()) and all(
+        has(k, v, True) for k, v in overrides.params.items()
+    )
 
 
 def shown_params(dag: Any, params: dict[str, Any]) -> dict[str, Any]:

@@ -138,6 +138,7 @@ def preview(
     :raises RunNotFoundError: unknown DAG or run.
     :raises InputChangesDisabledError: inputs may not be changed on this deployment.
     :raises InputsInvalidError: an override is refused.
+    :raises ResumedWithOtherInputsError: the run was already resumed with other inputs.
     """
     if overrides:
         inputs.check_allowed()
@@ -145,6 +146,8 @@ def preview(
     if overrides:
         inputs.check_names(dag, overrides)
     facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id, overrides=overrides)
+    if facts.resumed_run_id is not None and overrides:
+        _existing(session, dag_id, run_id, facts.resumed_run_id, overrides)  # other inputs: 409, as a resume
     verdict = decide(facts)
     if facts.inputs is not None:
         params, changes = facts.inputs.params, facts.inputs.changes
@@ -367,7 +370,7 @@ def _existing(
             f"DAG {dag_id!r}, run {source_run_id!r}: the run {new_run_id!r} was not created by this provider "
             "to resume it."
         )
-    if overrides and not inputs.same_as(conf, overrides):
+    if overrides and not inputs.same_as(conf, overrides, found.params):
         raise ResumedWithOtherInputsError(
             f"DAG {dag_id!r}, run {source_run_id!r} was already resumed as {new_run_id!r} with other inputs; "
             "a run is resumed once. Resume that run instead (its inputs are its params now), or trigger a "

@@ -184,6 +184,9 @@ def test_a_resumed_run_is_returned_again_only_for_the_same_inputs():
     assert plain.dag_run_id == created.dag_run_id
     with pytest.raises(ResumedWithOtherInputsError, match="already resumed as"):
         resume(DAG_ID, dr.run_id, {"threshold": 30})
+    with pytest.raises(ResumedWithOtherInputsError):
+        preview(DAG_ID, dr.run_id, {"threshold": 30})  # a dry run answers what a resume would
+    assert preview(DAG_ID, dr.run_id, {"threshold": 20}).verdict.resumed_run_id == created.dag_run_id
 
 
 def test_changed_params_pass_the_params_check_that_the_original_values_fail(monkeypatch):

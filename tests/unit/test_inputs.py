@@ -119,6 +119,9 @@ def test_same_as_compares_the_requested_inputs_with_a_runs_conf():
     assert inputs.same_as({"threshold": 20, "region": "us", "other": 1}, asked)
     assert not inputs.same_as({"threshold": 21, "region": "us"}, asked)
     assert not inputs.same_as({"region": "us"}, asked)
+    # A param asked for with the value the run had anyway (not in its conf): the same inputs.
+    assert inputs.same_as({}, InputOverrides(params={"threshold": 10}), {"threshold": 10})
+    assert not inputs.same_as({}, InputOverrides(conf={"threshold": 10}), {"threshold": 10})
 
 
 @pytest.mark.parametrize(
