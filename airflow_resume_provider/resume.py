@@ -195,9 +195,6 @@ def resume(
     :raises InputsInvalidError: an override is refused (its name, or a value the params refuse).
     :raises ResumedWithOtherInputsError: the run was already resumed with other inputs.
     """
-    # One request at a time per failed run in this process, waiting before the session holds a
-    # connection: concurrent requests then find the created run instead of contending for the
-    # database (other processes are kept out by the deterministic run id).
     from sqlalchemy.exc import IntegrityError
 
     if overrides:
@@ -206,6 +203,9 @@ def resume(
                 f"DAG {dag_id!r}, run {run_id!r}: automatic retries and full reruns never change inputs."
             )
         inputs.check_allowed()
+    # One request at a time per failed run in this process, waiting before the session holds a
+    # connection: concurrent requests then find the created run instead of contending for the
+    # database (other processes are kept out by the deterministic run id).
     with _lock_for(dag_id, run_id):
         started = time.monotonic()
         dag, dag_run = load_dag_and_run(session, dag_id, run_id)
