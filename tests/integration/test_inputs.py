@@ -279,3 +279,53 @@ def test_rest_refusals_name_the_param_and_a_dry_run_needs_read_access_only(clien
     assert created.json()["changes"] == [{"param": "threshold", "from": 10, "to": 20, "source": "params"}]
     other = admin.post(url(dr.run_id), json={"params": {"threshold": 30}})
     assert other.status_code == 409 and other.json()["reason_code"] == "resumed_with_other_inputs"
+
+
+# --- the CLI, in process (Airflow's own parser and dispatch) ----------------------------------------------
+
+
+def cli(capsys, *args):
+    from airflow.cli.cli_parser import get_parser
+
+    parsed = get_parser().parse_args(["resume", "run", *args])
+    with pytest.raises(SystemExit) as exited:
+        parsed.func(parsed)
+    out = capsys.readouterr()
+    return exited.value.code, out.out, out.err
+
+
+def test_cli_changes_inputs_with_param_and_conf_and_dry_run_shows_the_diff(capsys):
+    dr = run_dag(DAG_ID)
+    before = run_ids(DAG_ID)
+
+    code, out, _ = cli(capsys, DAG_ID, dr.run_id, "--param", "threshold=20", "--dry-run")
+    assert code == 0
+    assert "would resume at 'check'" in out and "threshold: 10 -> 20" in out and "Nothing created." in out
+    assert "restored" in out  # the plan
+    for args, words in [
+        (("--param", "threshold=0"), "param 'threshold' refuses 0"),
+        (("--param", "threshold"), "give NAME=VALUE"),
+        (("--param", "batch=1"), "task-level param of task 'load'"),
+        (("--conf", "[1]"), "--conf must be a JSON object"),
+        (("--conf", "{nope"), "--conf is not JSON"),
+    ]:
+        code, _, err = cli(capsys, DAG_ID, dr.run_id, *args)
+        assert code == 1 and words in err, (args, err)
+    assert run_ids(DAG_ID) == before
+
+    code, out, err = cli(
+        capsys,
+        DAG_ID,
+        dr.run_id,
+        "--param",
+        "threshold=20",
+        "--param",
+        "mode=lenient",
+        "--conf",
+        '{"region": "us"}',
+    )
+    assert code == 0, err
+    assert "Created run 'resume__" in out
+    assert 'threshold: 10 -> 20\n  mode: "strict" -> "lenient"\n  region: null -> "us" (conf)' in out
+    code, _, err = cli(capsys, DAG_ID, dr.run_id, "--param", "threshold=30")
+    assert code == 3 and "already resumed as" in err
