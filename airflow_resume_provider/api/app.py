@@ -24,7 +24,7 @@ from airflow_resume_provider.api.validation import bounded_validation_error
 from airflow_resume_provider.bulk import BulkOutcome, failed_run_ids, require_dag, resume_many
 from airflow_resume_provider.exceptions import ResumeError
 from airflow_resume_provider.inputs import InputOverrides
-from airflow_resume_provider.models import ReasonCode, Verdict
+from airflow_resume_provider.models import ReasonCode, ResumePreview, Verdict
 from airflow_resume_provider.resume import ResumeOutcome, assess, preview, resume
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def create_app() -> FastAPI:
         status_code=status.HTTP_201_CREATED,
         responses={
             200: {
-                "model": ResumeOutcome,
+                "model": ResumeOutcome | ResumePreview,
                 "description": "The run was already resumed (that run is returned), or a dry run's answer.",
             },
             403: {

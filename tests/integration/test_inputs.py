@@ -281,6 +281,16 @@ def test_rest_refusals_name_the_param_and_a_dry_run_needs_read_access_only(clien
     assert other.status_code == 409 and other.json()["reason_code"] == "resumed_with_other_inputs"
 
 
+def test_the_openapi_schema_describes_the_request_and_the_dry_run(clients):
+    schema = clients["admin"].get("/api/v1/openapi.json").json()
+    parts = schema["components"]["schemas"]
+    assert {"params", "conf", "dry_run"} <= set(parts["ResumeRequest"]["properties"])
+    assert list(parts["InputChange"]["properties"]) == ["param", "from", "to", "source"]
+    assert {"verdict", "params", "changes"} <= set(parts["ResumePreview"]["properties"])
+    codes = parts["ReasonCode"]["enum"]
+    assert {"input_changes_disabled", "resumed_with_other_inputs"} <= set(codes)
+
+
 # --- the CLI, in process (Airflow's own parser and dispatch) ----------------------------------------------
 
 
