@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,11 @@ from airflow_resume_provider.facts import gather_facts
 from airflow_resume_provider.persisted import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.resumability import KEPT_MAP_INDEX_STATES, RunFacts, decide
 from airflow_resume_provider.state import storage
+from airflow_resume_provider.tree import PendingTree, attachments, pending_children
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.orm import Session
 
     from airflow_resume_provider.models import Plan, Verdict
@@ -51,6 +55,11 @@ class ResumeOutcome(BaseModel):
     resume_task_id: str | None
     root_run_id: str
     resume_count: int
+    child_runs: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The resumed child runs the new run's trigger steps wait for: each with dag_id, "
+        "dag_run_id (the resumed child run), task_id and map_index (the step).",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -68,6 +77,10 @@ class ResumeOutcome(BaseModel):
             resume_task_id=record.resumed_at_task_id,
             root_run_id=record.root_run_id,
             resume_count=record.resume_count,
+            child_runs=[
+                {"dag_id": a.dag_id, "dag_run_id": a.run_id, "task_id": a.task_id, "map_index": a.map_index}
+                for a in record.attach
+            ],
         )
 
 
@@ -86,21 +99,35 @@ def load_dag_and_run(session: Session, dag_id: str, run_id: str) -> tuple[Any, A
     return dag, dag_run
 
 
-def assess(session: Session, dag_id: str, run_id: str, *, from_task_id: str | None = None) -> Verdict:
-    """The verdict for a run (read only)."""
+def assess(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    from_task_id: str | None = None,
+    rerun_children: bool = False,
+) -> Verdict:
+    """The verdict for a run (read only); ``rerun_children``: as a resume that asks for it would see it."""
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)
-    return decide(gather_facts(session, dag, dag_run, from_task_id=from_task_id))
+    return decide(
+        gather_facts(session, dag, dag_run, from_task_id=from_task_id, rerun_children=rerun_children)
+    )
 
 
 def assess_with_facts(
-    session: Session, dag_id: str, run_id: str, *, from_task_id: str | None = None
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    from_task_id: str | None = None,
+    rerun_children: bool = False,
 ) -> tuple[Verdict, RunFacts, dict[str, str | None]]:
     """The verdict, the facts behind it, and the run's task states (for the Resume page)."""
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)
-    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
+    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id, rerun_children=rerun_children)
     states: dict[str, str | None] = {}
     for task_id, state in session.execute(
         select(TaskInstance.task_id, TaskInstance.state).where(
@@ -135,21 +162,95 @@ def resume(
     parent_failure: list[Any] | None = None,
     full_rerun: bool = False,
     facts: RunFacts | None = None,
+    rerun_children: bool = False,
+    may_trigger: Callable[[str], bool] | None = None,
+    parent_tree_run: run_record.TreeRun | None = None,
 ) -> ResumeOutcome:
     """
     Resume a failed run, or return the run that already resumed it. Commits ``session``.
 
     With ``full_rerun`` every task runs again, from the run's recorded context (``on_retry: false``).
     ``facts`` gathered by the caller in this session just before are used as they are, not gathered again.
+    When the resume point triggers a child run that failed, the child is resumed first (each run in its
+    own transaction, children before parents) and the step waits for the resumed child (``tree.py``).
 
     :param retry_attempt: for automatic retries, the attempt number the new run is; otherwise the
         count is inherited from the failed run.
     :param note: the new run's note; default "Resumed from <run> at <task>".
     :param parent_failure: for automatic retries, the failure being retried (task, type, message).
+    :param rerun_children: a child run that cannot be resumed is rerun in full instead of refusing.
+    :param may_trigger: whether the user may trigger runs of a DAG (None: anyone may), asked for each
+        child DAG whose run would be resumed.
+    :param parent_tree_run: the resumed parent run whose trigger step waits for this run.
 
     :raises RunNotFoundError: unknown DAG or run.
     :raises NotResumableError: the verdict refuses; its reason says why.
+    :raises ChildPermissionError: a child run would be resumed of a DAG the user may not trigger.
     """
+    from airflow_resume_provider import tree_resume
+
+    options = _Options(
+        from_task_id=from_task_id,
+        user=user,
+        triggered_by=triggered_by,
+        delay_seconds=delay_seconds,
+        kind=kind,
+        retry_attempt=retry_attempt,
+        note=note,
+        parent_failure=parent_failure,
+        full_rerun=full_rerun,
+        rerun_children=rerun_children,
+        parent_tree_run=parent_tree_run,
+    )
+    # Children first: a pass that finds child runs to resume releases the run's lock, resumes them
+    # (each under its own lock), then looks again; a concurrent request may have resumed them meanwhile.
+    for _ in range(_TREE_PASSES):
+        result = _resume_pass(session, dag_id, run_id, options, facts)
+        if isinstance(result, ResumeOutcome):
+            return result
+        facts = None
+        session.rollback()  # nothing written: the next pass reads what the children's commits left
+        tree_resume.resume_children(
+            session,
+            dag_id,
+            result,
+            user=user,
+            triggered_by=triggered_by,
+            kind=kind,
+            rerun_children=rerun_children,
+            may_trigger=may_trigger,
+            resume=resume,
+        )
+    raise ResumeError(
+        f"DAG {dag_id!r}, run {run_id!r}: its child runs were resumed, but the run still waits for child runs "
+        "to be resumed. Try again."
+    )
+
+
+#: How many times one request looks for child runs to resume before giving up (the second pass finds
+#: the children resumed; a third covers a child a concurrent request resumed at the same moment).
+_TREE_PASSES = 3
+
+
+@dataclass(frozen=True)
+class _Options:
+    from_task_id: str | None
+    user: str | None
+    triggered_by: str
+    delay_seconds: float
+    kind: run_record.Kind
+    retry_attempt: int | None
+    note: str | None
+    parent_failure: list[Any] | None
+    full_rerun: bool
+    rerun_children: bool
+    parent_tree_run: run_record.TreeRun | None
+
+
+def _resume_pass(
+    session: Session, dag_id: str, run_id: str, options: _Options, facts: RunFacts | None
+) -> ResumeOutcome | PendingTree:
+    """Create the resumed run, or return the children to resume first (and the run's id to be)."""
     # One request at a time per failed run in this process, waiting before the session holds a
     # connection: concurrent requests then find the created run instead of contending for the
     # database (other processes are kept out by the deterministic run id).
@@ -159,7 +260,14 @@ def resume(
         started = time.monotonic()
         dag, dag_run = load_dag_and_run(session, dag_id, run_id)
         if facts is None:
-            facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id, full_rerun=full_rerun)
+            facts = gather_facts(
+                session,
+                dag,
+                dag_run,
+                from_task_id=options.from_task_id,
+                full_rerun=options.full_rerun,
+                rerun_children=options.rerun_children,
+            )
         if facts.resumed_run_id is not None:
             return _existing(session, dag_id, run_id, facts.resumed_run_id)
         verdict = decide(facts)
@@ -170,6 +278,9 @@ def resume(
         own = run_record.check(dag_id, run_id, dag_run.conf)
         root, count = run_record.next_in_chain(run_id, own)
         new_run_id = run_record.resumed_run_id(dag_id, run_id, root, count)
+        pending = pending_children(verdict.plan)
+        if pending:
+            return PendingTree(new_run_id=new_run_id, children=pending)
         try:
             record = _create_resumed_run(
                 session,
@@ -181,15 +292,18 @@ def resume(
                 source_record=own.record,
                 root=root,
                 count=count,
-                user=user,
-                triggered_by=triggered_by,
-                delay_seconds=delay_seconds,
-                kind=kind,
-                retry_attempt=retry_attempt,
-                note=note,
-                parent_failure=parent_failure,
+                options=options,
             )
-            _audit(session, dag_id, run_id, new_run_id, facts.resume_task_id, user, triggered_by, kind)
+            _audit(
+                session,
+                dag_id,
+                run_id,
+                new_run_id,
+                facts.resume_task_id,
+                options.user,
+                options.triggered_by,
+                options.kind,
+            )
             session.commit()
         except IntegrityError:
             # A concurrent request created the same run first: that run is the answer.
@@ -207,7 +321,7 @@ def resume(
                 f"DAG {dag_id!r}, run {run_id!r}: creating the resumed run failed: {storage.describe_error(err)}"
             ) from err
         log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
-        metrics.created(kind)
+        metrics.created(options.kind)
         metrics.create_duration(time.monotonic() - started)
         return ResumeOutcome.of(dag_id, new_run_id, record, created=True)
 
@@ -216,6 +330,8 @@ _LOCKS = [threading.Lock() for _ in range(64)]
 
 
 def _lock_for(dag_id: str, run_id: str) -> threading.Lock:
+    # Never held while another run's lock is taken (children are resumed between passes), so two
+    # runs sharing a lock cannot deadlock.
     return _LOCKS[hash((dag_id, run_id)) % len(_LOCKS)]
 
 
@@ -418,13 +534,7 @@ def _create_resumed_run(
     source_record: run_record.RunRecord | None,
     root: str,
     count: int,
-    user: str | None,
-    triggered_by: str,
-    delay_seconds: float,
-    kind: run_record.Kind,
-    retry_attempt: int | None,
-    note: str | None,
-    parent_failure: list[Any] | None,
+    options: _Options,
 ) -> run_record.RunRecord:
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
@@ -433,6 +543,7 @@ def _create_resumed_run(
     point = facts.resume_task_id
     assert point is not None
     now = datetime.now(timezone.utc)
+    retry_attempt = options.retry_attempt
     if retry_attempt is None:
         retry_attempt = source_record.retry_attempt if source_record is not None else 0
     record = run_record.RunRecord(
@@ -440,24 +551,28 @@ def _create_resumed_run(
         root_run_id=root,
         resume_count=count,
         resumed_at_task_id=point,
-        kind=kind,
+        kind=options.kind,
         retry_attempt=retry_attempt,
-        parent_failure=parent_failure,
+        parent_failure=options.parent_failure,
         parent_lineage=_parent_lineage(session, source, [s.task_id for s in plan.tasks if s.action == "run"]),
+        attach=attachments(plan),
+        parent_tree_run=options.parent_tree_run,
         **(_recorded_context(source, facts.run_params) if facts.full_rerun else _state_context(chain)),
     )
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
-    note = note or f"Resumed from {source.run_id} at {point}"
+    note = options.note or f"Resumed from {source.run_id} at {point}"
+    if record.attach:
+        note += "; waits for " + ", ".join(f"{a.dag_id} run {a.run_id}" for a in record.attach)
     new_run = compat.create_dagrun(
         dag,
         run_id=new_run_id,
         logical_date=None,
         data_interval=None,
-        run_after=_run_after(now, delay_seconds),
+        run_after=_run_after(now, options.delay_seconds),
         conf={**original_conf, CONF_KEY: run_record.sign(dag.dag_id, new_run_id, record)},
         run_type=DagRunType.MANUAL,
-        triggered_by=DagRunTriggeredByType(triggered_by),
-        triggering_user_name=user,
+        triggered_by=DagRunTriggeredByType(options.triggered_by),
+        triggering_user_name=options.user,
         state=DagRunState.QUEUED,
         note=note,
         session=session,

@@ -1,0 +1,112 @@
+"""The tree: resuming a parent run at a trigger step resumes the failed child run (dag.test-style, in-process)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.helpers import run_tree, sync_dags, trigger
+from tests.integration.test_resume import _session, assess, resume
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serialized_dags(airflow_db):
+    sync_dags()
+
+
+def started(dag_id: str, conf=None) -> str:
+    """A new run of ``dag_id`` run to its end with its child runs; returns the run id."""
+    run_id = trigger(dag_id, f"tree_{dag_id}_{next(_ids)}", conf)
+    run_tree(dag_id, run_id)
+    return run_id
+
+
+def run_record_of(dag_id: str, run_id: str):
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    from airflow_resume_provider import run_record
+
+    with _session() as session:
+        conf = session.scalar(select(DagRun.conf).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    return run_record.check(dag_id, run_id, conf).record
+
+
+def resumed_runs_of(dag_id: str) -> list[str]:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    with _session() as session:
+        return list(
+            session.scalars(
+                select(DagRun.run_id).where(
+                    DagRun.dag_id == dag_id, DagRun.run_id.like("resume\\_\\_%", escape="\\")
+                )
+            )
+        )
+
+
+def test_a_parent_resumes_its_child_and_grandchild_at_their_failed_tasks(monkeypatch, ledger):
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL", "grandchild.g_last")
+    parent = started("resume_test_tree_parent")
+    assert ledger() == [
+        "parent.p_first",
+        "child.c_first",
+        "child.c_middle",
+        "grandchild.g_first",
+        "grandchild.g_last",
+    ]
+
+    verdict = assess("resume_test_tree_parent", parent)
+    assert verdict.resumable, verdict.reason
+    assert verdict.failed_task_id == "trigger_child"
+    step = {s.task_id: s for s in verdict.plan.tasks}["trigger_child"]
+    child = step.child
+    assert (child.dag_id, child.resumable, child.action) == ("resume_test_tree_child", True, "resume")
+    assert [(s.task_id, s.action) for s in child.plan.tasks] == [
+        ("c_first", "restored"),
+        ("c_middle", "restored"),
+        ("trigger_grandchild", "run"),
+        ("c_last", "run"),
+    ]
+    grandchild = child.plan.tasks[2].child
+    assert grandchild.dag_id == "resume_test_tree_grandchild"
+    assert [(s.task_id, s.action) for s in grandchild.plan.tasks] == [
+        ("g_first", "restored"),
+        ("g_last", "run"),
+    ]
+
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL", "")
+    outcome = resume("resume_test_tree_parent", parent)
+    assert outcome.created
+    [attached] = outcome.child_runs
+    assert (attached["dag_id"], attached["task_id"]) == ("resume_test_tree_child", "trigger_child")
+    # Asking again (a double click, a second scheduler) creates nothing more, at any level.
+    again = resume("resume_test_tree_parent", parent)
+    assert (again.created, again.dag_run_id, again.child_runs) == (
+        False,
+        outcome.dag_run_id,
+        outcome.child_runs,
+    )
+
+    before = len(ledger())
+    assert run_tree("resume_test_tree_parent", outcome.dag_run_id) == "success"
+    # Only the failed task of the deepest run and what follows at each level ran again.
+    assert ledger()[before:] == ["grandchild.g_last", "child.c_last", "parent.p_last"]
+
+    from tests.helpers import xcom_value
+
+    # The parent's trigger step names the resumed child run, as if it had triggered it.
+    assert xcom_value("resume_test_tree_parent", outcome.dag_run_id, "p_last") == attached["dag_run_id"]
+    child_record = run_record_of("resume_test_tree_child", attached["dag_run_id"])
+    assert child_record.parent_tree_run.run_id == outcome.dag_run_id
+    assert child_record.parent_run_id == child.dag_run_id
+    [child_attach] = child_record.attach
+    grandchild_record = run_record_of("resume_test_tree_grandchild", child_attach.run_id)
+    assert grandchild_record.parent_tree_run.run_id == attached["dag_run_id"]
+    assert grandchild_record.resumed_at_task_id == "g_last"
