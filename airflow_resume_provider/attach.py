@@ -62,13 +62,13 @@ def wait_for_child(task: Any, context: Any, target: ChildAttachment) -> None:
     poke_interval = float(getattr(task, "poke_interval", 60) or 0)
     if getattr(task, "deferrable", False):
         from airflow.providers.standard.triggers.external_task import DagStateTrigger
-        from airflow.utils.state import DagRunState
 
         # The operator's own ``execute_complete`` judges the event, as after its own deferral.
         task.defer(
             trigger=DagStateTrigger(
                 dag_id=target.dag_id,
-                states=[DagRunState(s) for s in allowed + failed],
+                # The operator's own states (DagRunState values), as its own deferral passes them.
+                states=[*task.allowed_states, *task.failed_states],
                 execution_dates=None,
                 run_ids=[target.run_id],
                 poll_interval=poke_interval,

@@ -110,3 +110,99 @@ def test_a_parent_resumes_its_child_and_grandchild_at_their_failed_tasks(monkeyp
     grandchild_record = run_record_of("resume_test_tree_grandchild", child_attach.run_id)
     assert grandchild_record.parent_tree_run.run_id == attached["dag_run_id"]
     assert grandchild_record.resumed_at_task_id == "g_last"
+
+
+def test_a_child_that_cannot_be_resumed_refuses_the_parent_unless_children_are_rerun(monkeypatch, ledger):
+    from tests.helpers import log_folder
+
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL", "child.c_middle")
+    parent = started("resume_test_tree_parent")
+    assert ledger() == ["parent.p_first", "child.c_first", "child.c_middle"]
+    verdict = assess("resume_test_tree_parent", parent)
+    assert verdict.resumable, verdict.reason
+    child_run = verdict.plan.tasks[1].child.dag_run_id
+    # The child's state is lost: the child cannot be resumed, so neither can the parent as it is.
+    for state in (log_folder() / "dag_id=resume_test_tree_child" / f"run_id={child_run}").rglob(
+        "*.resume.json"
+    ):
+        state.unlink()
+
+    verdict = assess("resume_test_tree_parent", parent)
+    assert (verdict.resumable, verdict.reason_code) == (False, "child_not_resumable")
+    child = verdict.plan.tasks[1].child
+    assert (child.dag_run_id, child.resumable, child.reason_code) == (child_run, False, "state_missing")
+    assert child_run in verdict.reason and "no state file for task 'c_middle'" in verdict.reason
+    with pytest.raises(Exception, match="child_not_resumable|cannot be resumed"):
+        resume("resume_test_tree_parent", parent)
+
+    # Asked for: the step triggers a fresh full child run instead.
+    verdict = assess("resume_test_tree_parent", parent, rerun_children=True)
+    assert verdict.resumable, verdict.reason
+    assert verdict.plan.tasks[1].child.action == "rerun"
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL", "")
+    outcome = resume("resume_test_tree_parent", parent, rerun_children=True)
+    assert outcome.child_runs == []
+    assert resumed_runs_of("resume_test_tree_child") == []
+    before = len(ledger())
+    assert run_tree("resume_test_tree_parent", outcome.dag_run_id) == "success"
+    assert ledger()[before:] == [
+        "child.c_first",
+        "child.c_middle",
+        "grandchild.g_first",
+        "grandchild.g_last",
+        "child.c_last",
+        "parent.p_last",
+    ]
+
+
+def test_a_mapped_trigger_step_resumes_only_the_failed_indexes_children(monkeypatch, ledger):
+    from tests.helpers import xcom_value
+
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL_N", "1")
+    parent = started("resume_test_tree_mapped")
+    assert sorted(ledger()) == sorted(
+        [
+            "mapped.m_first",
+            *(f"leaf.l_first[{n}]" for n in range(3)),
+            *(f"leaf.l_check[{n}]" for n in range(3)),
+        ]
+    )
+    verdict = assess("resume_test_tree_mapped", parent)
+    assert verdict.resumable, verdict.reason
+    indexes = verdict.plan.tasks[1].map_indexes
+    assert [(m.map_index, m.action, m.child is not None) for m in indexes] == [
+        (0, "restored", False),
+        (1, "run", True),
+        (2, "restored", False),
+    ]
+    assert [(s.task_id, s.action) for s in indexes[1].child.plan.tasks] == [
+        ("l_first", "restored"),
+        ("l_check", "run"),
+    ]
+
+    monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL_N", "")
+    outcome = resume("resume_test_tree_mapped", parent)
+    [attached] = outcome.child_runs
+    assert (attached["task_id"], attached["map_index"]) == ("trigger_leaves", 1)
+    before = len(ledger())
+    assert run_tree("resume_test_tree_mapped", outcome.dag_run_id) == "success"
+    assert ledger()[before:] == ["leaf.l_check[1]", "mapped.m_last"]
+    # The kept indexes keep their child runs; the resumed index names its resumed child run.
+    seen = xcom_value("resume_test_tree_mapped", outcome.dag_run_id, "m_last")
+    assert seen == [trigger_run_id(parent, 0), attached["dag_run_id"], trigger_run_id(parent, 2)]
+    assert seen[0] != seen[2]
+
+
+def trigger_run_id(run_id: str, map_index: int) -> str:
+    from airflow.models.xcom import XComModel
+
+    with _session() as session:
+        return session.scalar(
+            XComModel.get_many(
+                run_id=run_id,
+                key="trigger_run_id",
+                task_ids="trigger_leaves",
+                dag_ids="resume_test_tree_mapped",
+                map_indexes=map_index,
+            ).with_only_columns(XComModel.value)
+        )
