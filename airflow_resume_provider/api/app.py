@@ -96,9 +96,14 @@ def create_app() -> FastAPI:
         responses={404: {"model": ErrorOut}},
         dependencies=[CanReadRuns],
     )
-    def get_resume_verdict(dag_id: str, dag_run_id: str, session: SessionDep) -> Verdict:
-        """Whether the run can be resumed, why not, and what a resume would do to each task."""
-        return assess(session, dag_id, dag_run_id)
+    def get_resume_verdict(
+        dag_id: str, dag_run_id: str, session: SessionDep, rerun_children: bool = False
+    ) -> Verdict:
+        """
+        Whether the run can be resumed, why not, and what a resume would do to each task (with
+        ``rerun_children``: as a resume that asks for fresh child runs would see it).
+        """
+        return assess(session, dag_id, dag_run_id, rerun_children=rerun_children)
 
     @app.post(
         API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}/resume",
@@ -108,6 +113,10 @@ def create_app() -> FastAPI:
             200: {
                 "model": ResumeOutcome,
                 "description": "The run was already resumed; that run is returned.",
+            },
+            403: {
+                "model": ErrorOut,
+                "description": "Not allowed to trigger runs of the DAG, or of a child DAG whose run it resumes.",
             },
             404: {"model": ErrorOut},
             409: {"model": ErrorOut, "description": "The run cannot be resumed; detail says why."},
@@ -130,6 +139,8 @@ def create_app() -> FastAPI:
             from_task_id=body.from_task_id if body else None,
             user=user.get_name() if user else None,
             triggered_by="rest_api",
+            rerun_children=body.rerun_children if body else False,
+            may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
         )
         if outcome.created:
             return outcome
@@ -171,6 +182,8 @@ def create_app() -> FastAPI:
             dry_run=body.dry_run,
             user=user.get_name() if user else None,
             triggered_by="rest_api",
+            rerun_children=body.rerun_children,
+            may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
         )
 
     from airflow_resume_provider.ui.routes import router as ui_router

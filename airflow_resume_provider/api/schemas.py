@@ -27,6 +27,11 @@ class ResumeRequest(BaseModel):
         max_length=TASK_ID_MAX_LENGTH,
         description="Resume at this task instead of the failed one.",
     )
+    rerun_children: bool = Field(
+        default=False,
+        description="A trigger step whose child run cannot be resumed triggers a fresh full child run "
+        "instead of refusing the resume.",
+    )
 
 
 class ErrorOut(BaseModel):
@@ -51,6 +56,10 @@ class BulkResumeRequest(BaseModel):
     since: datetime | None = Field(default=None, description="Runs that ended at or after (no zone: UTC).")
     until: datetime | None = Field(default=None, description="Runs that ended at or before (no zone: UTC).")
     dry_run: bool = Field(default=False, description="Only say what would happen; create nothing.")
+    rerun_children: bool = Field(
+        default=False,
+        description="A trigger step whose child run cannot be resumed triggers a fresh full child run.",
+    )
 
     @field_validator("since", "until")
     @classmethod

@@ -132,8 +132,12 @@ def test_a_child_that_cannot_be_resumed_refuses_the_parent_unless_children_are_r
     child = verdict.plan.tasks[1].child
     assert (child.dag_run_id, child.resumable, child.reason_code) == (child_run, False, "state_missing")
     assert child_run in verdict.reason and "no state file for task 'c_middle'" in verdict.reason
-    with pytest.raises(Exception, match="child_not_resumable|cannot be resumed"):
+    from airflow_resume_provider.exceptions import NotResumableError
+
+    with pytest.raises(NotResumableError) as refused:
         resume("resume_test_tree_parent", parent)
+    assert refused.value.reason_code == "child_not_resumable"
+    assert resumed_runs_of("resume_test_tree_parent") == []
 
     # Asked for: the step triggers a fresh full child run instead.
     verdict = assess("resume_test_tree_parent", parent, rerun_children=True)
