@@ -51,3 +51,48 @@ def tree_rows(steps: list[PlanStep], depth: int = 0) -> list[TreeRow]:
             if child.plan is not None and child.action == CHILD_RESUME:
                 rows.extend(tree_rows(child.plan.tasks, depth + 2))
     return rows
+
+
+@dataclass(frozen=True)
+class ChildView:
+    """A child run as the Resume page shows it under its trigger step."""
+
+    map_index: int
+    dag_id: str
+    dag_run_id: str | None
+    action: str
+    resumable: bool
+    reason_code: str | None
+    summary: str
+    #: The child run's steps and, nested under its own trigger step, a grandchild's: ``(depth, task_id,
+    #: action, resume_point)``, or a child run line ``(depth, summary, "child", False)``.
+    steps: list[tuple[int, str, str, bool]]
+
+
+def child_views(step: PlanStep) -> list[ChildView]:
+    """The child runs of a step (one per map index of a mapped trigger step), with their nested steps."""
+    children = [(-1, step.child)] if step.child is not None else []
+    children += [(m.map_index, m.child) for m in step.map_indexes if m.child is not None]
+    views = []
+    for map_index, child in children:
+        assert child is not None
+        nested: list[tuple[int, str, str, bool]] = []
+        if child.plan is not None and child.action == CHILD_RESUME:
+            for row in tree_rows(child.plan.tasks):
+                if row.step is not None:
+                    nested.append((row.depth, row.step.task_id, row.step.action, row.step.resume_point))
+                elif row.child is not None:
+                    nested.append((row.depth, child_summary(row.child), "child", False))
+        views.append(
+            ChildView(
+                map_index=map_index,
+                dag_id=child.dag_id,
+                dag_run_id=child.dag_run_id,
+                action=child.action,
+                resumable=child.resumable,
+                reason_code=str(child.reason_code) if child.reason_code else None,
+                summary=child_summary(child),
+                steps=nested,
+            )
+        )
+    return views
