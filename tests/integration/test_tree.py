@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from tests.helpers import run_tree, sync_dags, trigger
+from tests.integration.test_api_errors import API, app, client  # noqa: F401 - fixtures
 from tests.integration.test_resume import _session, assess, resume
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
@@ -37,21 +38,20 @@ def run_record_of(dag_id: str, run_id: str):
     return run_record.check(dag_id, run_id, conf).record
 
 
-def resumed_runs_of(dag_id: str) -> list[str]:
+def resumed_runs_of(dag_id: str, root: str) -> list[str]:
+    """The runs of ``dag_id`` that resume ``root`` (directly or down its chain)."""
     from airflow.models.dagrun import DagRun
     from sqlalchemy import select
 
     with _session() as session:
-        return list(
-            session.scalars(
-                select(DagRun.run_id).where(
-                    DagRun.dag_id == dag_id, DagRun.run_id.like("resume\\_\\_%", escape="\\")
-                )
-            )
-        )
+        return [
+            run_id
+            for run_id in session.scalars(select(DagRun.run_id).where(DagRun.dag_id == dag_id))
+            if run_id.startswith(f"resume__{root}__")
+        ]
 
 
-def test_a_parent_resumes_its_child_and_grandchild_at_their_failed_tasks(monkeypatch, ledger):
+def test_a_parent_resumes_its_child_and_grandchild_at_their_failed_tasks(monkeypatch, ledger, client):
     monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL", "grandchild.g_last")
     parent = started("resume_test_tree_parent")
     assert ledger() == [
@@ -110,9 +110,14 @@ def test_a_parent_resumes_its_child_and_grandchild_at_their_failed_tasks(monkeyp
     grandchild_record = run_record_of("resume_test_tree_grandchild", child_attach.run_id)
     assert grandchild_record.parent_tree_run.run_id == attached["dag_run_id"]
     assert grandchild_record.resumed_at_task_id == "g_last"
+    # The resumed child's Resume page links back to the resumed parent run that waited for it.
+    page = client.get(f"/ui/dags/resume_test_tree_child/dagRuns/{attached['dag_run_id']}").text
+    assert 'id="parent-tree-run"' in page and outcome.dag_run_id in page
 
 
-def test_a_child_that_cannot_be_resumed_refuses_the_parent_unless_children_are_rerun(monkeypatch, ledger):
+def test_a_child_that_cannot_be_resumed_refuses_the_parent_unless_children_are_rerun(
+    monkeypatch, ledger, client
+):
     from tests.helpers import log_folder
 
     monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL", "child.c_middle")
@@ -132,21 +137,27 @@ def test_a_child_that_cannot_be_resumed_refuses_the_parent_unless_children_are_r
     child = verdict.plan.tasks[1].child
     assert (child.dag_run_id, child.resumable, child.reason_code) == (child_run, False, "state_missing")
     assert child_run in verdict.reason and "no state file for task 'c_middle'" in verdict.reason
-    from airflow_resume_provider.exceptions import NotResumableError
-
-    with pytest.raises(NotResumableError) as refused:
-        resume("resume_test_tree_parent", parent)
-    assert refused.value.reason_code == "child_not_resumable"
-    assert resumed_runs_of("resume_test_tree_parent") == []
+    url = f"{API}/dags/resume_test_tree_parent/dagRuns/{parent}"
+    refused = client.post(f"{url}/resume")
+    assert refused.status_code == 409
+    assert refused.json()["reason_code"] == "child_not_resumable"
+    assert resumed_runs_of("resume_test_tree_parent", parent) == []
+    page = client.get(f"/ui/dags/resume_test_tree_parent/dagRuns/{parent}").text
+    assert f'href="/ui/dags/resume_test_tree_child/dagRuns/{child_run}"' in page.replace("%3A", ":").replace(
+        "%2B", "+"
+    )
+    assert 'id="rerun-children"' in page and "state_missing" in page
 
     # Asked for: the step triggers a fresh full child run instead.
-    verdict = assess("resume_test_tree_parent", parent, rerun_children=True)
-    assert verdict.resumable, verdict.reason
-    assert verdict.plan.tasks[1].child.action == "rerun"
+    previewed = client.get(url, params={"rerun_children": "true"}).json()
+    assert previewed["resumable"], previewed["reason"]
+    assert previewed["plan"]["tasks"][1]["child"]["action"] == "rerun"
     monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL", "")
+    created = client.post(f"{url}/resume", json={"rerun_children": True})
+    assert created.status_code == 201, created.text
     outcome = resume("resume_test_tree_parent", parent, rerun_children=True)
-    assert outcome.child_runs == []
-    assert resumed_runs_of("resume_test_tree_child") == []
+    assert (outcome.dag_run_id, outcome.child_runs) == (created.json()["dag_run_id"], [])
+    assert resumed_runs_of("resume_test_tree_child", child_run) == []
     before = len(ledger())
     assert run_tree("resume_test_tree_parent", outcome.dag_run_id) == "success"
     assert ledger()[before:] == [
