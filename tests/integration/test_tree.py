@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from tests.helpers import run_tree, sync_dags, trigger
-from tests.integration.test_api_errors import API, app, client  # noqa: F401 - fixtures
+from tests.integration.test_api_errors import API
 from tests.integration.test_resume import _session, assess, resume
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
