@@ -82,9 +82,18 @@ def test_a_parent_resumes_its_child_and_grandchild_at_their_failed_tasks(monkeyp
     ]
 
     monkeypatch.setenv("AIRFLOW_VAR_RESUME_TEST_TREE_FAIL", "")
-    outcome = resume("resume_test_tree_parent", parent)
-    assert outcome.created
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Concurrent requests (a double click, two schedulers): one resumed run at each level.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(lambda _: resume("resume_test_tree_parent", parent), range(4)))
+    assert sum(o.created for o in outcomes) == 1
+    assert len({(o.dag_run_id, str(o.child_runs)) for o in outcomes}) == 1
+    outcome = outcomes[0]
     [attached] = outcome.child_runs
+    assert resumed_runs_of("resume_test_tree_parent", parent) == [outcome.dag_run_id]
+    assert resumed_runs_of("resume_test_tree_child", child.dag_run_id) == [attached["dag_run_id"]]
+    assert len(resumed_runs_of("resume_test_tree_grandchild", grandchild.dag_run_id)) == 1
     assert (attached["dag_id"], attached["task_id"]) == ("resume_test_tree_child", "trigger_child")
     # Asking again (a double click, a second scheduler) creates nothing more, at any level.
     again = resume("resume_test_tree_parent", parent)

@@ -229,3 +229,40 @@ def test_other_steps_and_other_map_indexes_run_as_usual():
         original = task.execute
         attach.prepare({"task": task, "ti": ti}, RECORD)
         assert task.execute is original
+
+
+def test_airflow_resume_status_shows_the_child_steps_indented(monkeypatch, capsys):
+    import contextlib
+
+    import airflow.utils.session
+
+    from airflow_resume_provider import cli, resume
+
+    verdict = decide(facts(children={-1: child()}))
+    seen = {}
+
+    def fake_assess(*args, **kwargs):
+        seen.update(kwargs)
+        return verdict
+
+    monkeypatch.setattr(airflow.utils.session, "create_session", lambda: contextlib.nullcontext(None))
+    monkeypatch.setattr(resume, "assess", fake_assess)
+    args = SimpleNamespace(dag_id="etl", run_id="r", from_task=None, output="text", rerun_children=True)
+    with pytest.raises(SystemExit) as exit_:
+        cli.status_command(args)
+    assert exit_.value.code == cli.EXIT_OK
+    assert seen["rerun_children"] is True
+    cells = [line.split("|")[0].rstrip() for line in capsys.readouterr().out.splitlines() if "|" in line]
+    names = (
+        "extract",
+        "transform",
+        "child: run 'child_run_1' of DAG 'child_dag' is resumed",
+        "c_first",
+        "c_middle",
+        "load",
+    )
+    rows = [next(c for c in cells if c.strip().startswith(name)) for name in names]
+    assert [cells.index(r) for r in rows] == sorted(cells.index(r) for r in rows)  # in this order
+    # Each level one step further in: the child under its trigger step, its steps under it.
+    indents = [len(r) - len(r.lstrip()) for r in rows]
+    assert indents == [0, 0, 2, 4, 4, 0]
