@@ -57,8 +57,8 @@ def wait_for_child(task: Any, context: Any, target: ChildAttachment) -> None:
     ti.xcom_push(key=TRIGGER_RUN_ID_KEY, value=target.run_id)
     if not getattr(task, "wait_for_completion", False):
         return
-    allowed = [str(s) for s in getattr(task, "allowed_states", None) or ["success"]]
-    failed = [str(s) for s in getattr(task, "failed_states", None) or ["failed"]]
+    allowed = [_state_name(s) for s in getattr(task, "allowed_states", None) or ["success"]]
+    failed = [_state_name(s) for s in getattr(task, "failed_states", None) or ["failed"]]
     poke_interval = float(getattr(task, "poke_interval", 60) or 0)
     if getattr(task, "deferrable", False):
         from airflow.providers.standard.triggers.external_task import DagStateTrigger
@@ -76,7 +76,7 @@ def wait_for_child(task: Any, context: Any, target: ChildAttachment) -> None:
             method_name="execute_complete",
         )
     while True:
-        state = str(ti.get_dagrun_state(dag_id=target.dag_id, run_id=target.run_id))
+        state = _state_name(ti.get_dagrun_state(dag_id=target.dag_id, run_id=target.run_id))
         if state in failed:
             raise AirflowException(
                 f"{target.dag_id} failed with failed state {state} (the resumed child run {target.run_id})"
@@ -88,3 +88,8 @@ def wait_for_child(task: Any, context: Any, target: ChildAttachment) -> None:
             "Waiting for the resumed child run %s of DAG %s (%s)...", target.run_id, target.dag_id, state
         )
         time.sleep(poke_interval)
+
+
+def _state_name(state: Any) -> str:
+    """A run state as its name (``"success"``), whichever enum (core, Task SDK) or string carries it."""
+    return str(getattr(state, "value", state))

@@ -196,6 +196,17 @@ def test_the_attached_step_pushes_the_resumed_child_and_succeeds_with_it():
     assert ti.states == []  # it waited until the child run succeeded
 
 
+def test_states_come_as_the_task_sdks_enums():
+    from airflow.sdk.api.datamodels._generated import DagRunState
+
+    task = operator(allowed_states=[DagRunState.SUCCESS], failed_states=[DagRunState.FAILED])
+    ti = FakeTi([DagRunState.RUNNING, DagRunState.SUCCESS])
+    context = {"task": task, "ti": ti}
+    attach.prepare(context, RECORD)
+    task.execute(context)
+    assert ti.states == []
+
+
 def test_the_attached_step_fails_with_the_child_run():
     task, ti = operator(), FakeTi(["running", "failed"])
     context = {"task": task, "ti": ti}
