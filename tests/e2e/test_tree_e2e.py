@@ -162,3 +162,32 @@ def test_a_child_whose_structure_changed_refuses_until_children_are_rerun(stack)
     tis = stack.task_instances("resume_e2e_tree_child", q(fresh))
     # A fresh full child run of the changed DAG: every task ran.
     assert {task_id: ti["try_number"] for task_id, ti in tis.items()} == {"first": 1, "second": 1, "third": 1}
+
+
+def test_a_mapped_trigger_step_resumes_only_its_failed_indexes_child_run(stack, tmp_path):
+    ledger = tmp_path / "ledger.txt"
+    dag = "resume_test_tree_mapped"
+    with stack.variables(resume_test_ledger=str(ledger), resume_test_tree_fail_n="1"):
+        parent = stack.trigger(dag)
+        assert stack.wait_for_run(dag, parent, timeout=300) == "failed"
+        indexes = verdict(stack, dag, parent)["plan"]["tasks"][1]["map_indexes"]
+        assert [(m["map_index"], m["action"], m["child"] is not None) for m in indexes] == [
+            (0, "restored", False),
+            (1, "run", True),
+            (2, "restored", False),
+        ]
+        stack.set_variable("resume_test_tree_fail_n", "none")
+        before = len(executed(ledger))
+        created = post_resume(stack, dag, parent)
+        assert created.status_code == 201, created.text
+        [attached] = created.json()["child_runs"]
+        assert (attached["task_id"], attached["map_index"]) == ("trigger_leaves", 1)
+        new_run = created.json()["dag_run_id"]
+        assert stack.wait_for_run(dag, new_run, timeout=300) == "success"
+        ran = executed(ledger)[before:]
+
+    assert ran == ["leaf.l_check[1]", "mapped.m_last"], ran
+    kept = [
+        xcom_value(stack, dag, parent, "trigger_leaves", key="trigger_run_id", map_index=i) for i in (0, 2)
+    ]
+    assert xcom_value(stack, dag, new_run, "m_last") == [kept[0], attached["dag_run_id"], kept[1]]
