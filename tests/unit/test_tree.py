@@ -277,3 +277,24 @@ def test_airflow_resume_status_shows_the_child_steps_indented(monkeypatch, capsy
     # Each level one step further in: the child under its trigger step, its steps under it.
     indents = [len(r) - len(r.lstrip()) for r in rows]
     assert indents == [0, 0, 2, 4, 4, 0]
+
+
+# --- automatic retries ------------------------------------------------------------------------------------
+
+
+def test_the_resume_param_asks_automatic_retries_to_rerun_children():
+    from airflow_resume_provider.resume_param import parse_settings
+
+    assert parse_settings({"retries": 2}, dag_id="d").rerun_children is False
+    assert parse_settings({"retries": 2, "rerun_children": True}, dag_id="d").rerun_children is True
+
+
+def test_an_automatic_retry_is_not_made_when_the_child_cannot_be_resumed():
+    from airflow_resume_provider.resume_param import parse_settings
+    from airflow_resume_provider.retry.decision import decide_retry
+
+    reason = "the child run 'child_run_1' of DAG 'child_dag' cannot be resumed: its structure changed"
+    verdict = decide(facts(children={-1: child(resumable=False, action="resume")}, child_error=reason))
+    decision = decide_retry(parse_settings({"retries": 2}, dag_id="d"), verdict, None)
+    assert decision.retry is False
+    assert "cannot be resumed: its structure changed" in decision.note
