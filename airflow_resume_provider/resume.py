@@ -217,6 +217,7 @@ def resume(
             user=user,
             triggered_by=triggered_by,
             kind=kind,
+            delay_seconds=delay_seconds,
             rerun_children=rerun_children,
             may_trigger=may_trigger,
             resume=resume,

@@ -33,6 +33,7 @@ def resume_children(
     user: str | None,
     triggered_by: str,
     kind: Any,
+    delay_seconds: float = 0,
     rerun_children: bool,
     may_trigger: Callable[[str], bool] | None,
     resume: Callable[..., Any],
@@ -59,6 +60,8 @@ def resume_children(
             user=user,
             triggered_by=triggered_by,
             kind=kind,
+            # An automatic retry's delay holds for the whole tree: the children start with the parent.
+            delay_seconds=delay_seconds,
             rerun_children=rerun_children,
             may_trigger=may_trigger,
             parent_tree_run=TreeRun(

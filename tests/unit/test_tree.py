@@ -130,7 +130,8 @@ def test_each_child_is_resumed_naming_the_parent_run_to_be():
     calls = []
 
     def fake_resume(session, dag_id, run_id, **kwargs):
-        calls.append((dag_id, run_id, kwargs["parent_tree_run"].run_id, kwargs["parent_tree_run"].task_id))
+        tree_run = kwargs["parent_tree_run"]
+        calls.append((dag_id, run_id, tree_run.run_id, tree_run.task_id, kwargs["delay_seconds"]))
         return SimpleNamespace(dag_run_id="resumed")
 
     pending = PendingTree(new_run_id="resume__p__1__x", children=[PendingChild("transform", -1, child())])
@@ -139,13 +140,15 @@ def test_each_child_is_resumed_naming_the_parent_run_to_be():
         "parent_dag",
         pending,
         user=None,
-        triggered_by="cli",
-        kind="manual",
+        triggered_by="timetable",
+        kind="retry",
+        delay_seconds=60,
         rerun_children=False,
         may_trigger=None,
         resume=fake_resume,
     )
-    assert calls == [("child_dag", "child_run_1", "resume__p__1__x", "transform")]
+    # An automatic retry's delay holds for the child too.
+    assert calls == [("child_dag", "child_run_1", "resume__p__1__x", "transform", 60)]
 
 
 # --- the resumed run's trigger step ---------------------------------------------------------------------
