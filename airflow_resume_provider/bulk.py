@@ -20,10 +20,12 @@ from airflow_resume_provider.exceptions import (
     ResumeError,
     RunNotFoundError,
 )
-from airflow_resume_provider.models import ReasonCode
+from airflow_resume_provider.models import ChildStep, ReasonCode
 from airflow_resume_provider.resume import KIND_MANUAL, assess, resume
+from airflow_resume_provider.tree import child_steps
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from sqlalchemy.orm import Session
@@ -54,6 +56,10 @@ class BulkResult(BaseModel):
     resume_task_id: str | None = Field(default=None, description="The task the resumed run starts at.")
     reason_code: ReasonCode | None = None
     reason: str | None = None
+    children: list[ChildStep] = Field(
+        default_factory=list,
+        description="The child runs the resume point's trigger step triggered, and what happens to each.",
+    )
 
 
 class BulkOutcome(BaseModel):
@@ -154,21 +160,41 @@ def resume_many(
     dry_run: bool,
     user: str | None,
     triggered_by: str,
+    rerun_children: bool = False,
+    may_trigger: Callable[[str], bool] | None = None,
 ) -> BulkOutcome:
     """Resume (or, with ``dry_run``, assess) each run in turn; duplicates in ``run_ids`` count once."""
     results = [
-        _one(session, dag_id, run_id, dry_run=dry_run, user=user, triggered_by=triggered_by)
+        _one(
+            session,
+            dag_id,
+            run_id,
+            dry_run=dry_run,
+            user=user,
+            triggered_by=triggered_by,
+            rerun_children=rerun_children,
+            may_trigger=may_trigger,
+        )
         for run_id in dict.fromkeys(run_ids)
     ]
     return BulkOutcome(results=results, total=len(results), dry_run=dry_run)
 
 
 def _one(
-    session: Session, dag_id: str, run_id: str, *, dry_run: bool, user: str | None, triggered_by: str
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    dry_run: bool,
+    user: str | None,
+    triggered_by: str,
+    rerun_children: bool,
+    may_trigger: Callable[[str], bool] | None,
 ) -> BulkResult:
     try:
         if dry_run:
-            verdict = assess(session, dag_id, run_id)
+            verdict = assess(session, dag_id, run_id, rerun_children=rerun_children)
+            children = [entry.child for entry in child_steps(verdict.plan)]
             if verdict.resumed_run_id:
                 return BulkResult(
                     dag_run_id=run_id,
@@ -178,10 +204,22 @@ def _one(
                 )
             if verdict.resumable:
                 return BulkResult(
-                    dag_run_id=run_id, status="would_resume", resume_task_id=verdict.resume_task_id
+                    dag_run_id=run_id,
+                    status="would_resume",
+                    resume_task_id=verdict.resume_task_id,
+                    children=children,
                 )
-            return _refused(run_id, verdict.reason_code, verdict.reason)
-        outcome = resume(session, dag_id, run_id, user=user, triggered_by=triggered_by, kind=KIND_MANUAL)
+            return _refused(run_id, verdict.reason_code, verdict.reason, children)
+        outcome = resume(
+            session,
+            dag_id,
+            run_id,
+            user=user,
+            triggered_by=triggered_by,
+            kind=KIND_MANUAL,
+            rerun_children=rerun_children,
+            may_trigger=may_trigger,
+        )
         return BulkResult(
             dag_run_id=run_id,
             status="created" if outcome.created else "existing",
@@ -189,7 +227,12 @@ def _one(
             resume_task_id=outcome.resume_task_id,
         )
     except NotResumableError as err:
-        return _refused(run_id, err.verdict.reason_code, err.verdict.reason)
+        return _refused(
+            run_id,
+            err.verdict.reason_code,
+            err.verdict.reason,
+            [entry.child for entry in child_steps(err.verdict.plan)],
+        )
     except RunNotFoundError as err:
         return _refused(run_id, ReasonCode.RUN_NOT_FOUND, str(err))
     except Exception as err:
@@ -202,5 +245,9 @@ def _one(
         return _refused(run_id, ReasonCode.RESUME_FAILED, error_summary(err))
 
 
-def _refused(run_id: str, reason_code: ReasonCode | None, reason: str | None) -> BulkResult:
-    return BulkResult(dag_run_id=run_id, status="refused", reason_code=reason_code, reason=reason)
+def _refused(
+    run_id: str, reason_code: ReasonCode | None, reason: str | None, children: list[ChildStep] | None = None
+) -> BulkResult:
+    return BulkResult(
+        dag_run_id=run_id, status="refused", reason_code=reason_code, reason=reason, children=children or []
+    )

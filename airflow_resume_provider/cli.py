@@ -49,6 +49,11 @@ ARG_CONF = Arg(
 )
 ARG_RUN_YES = Arg(("-y", "--yes"), action="store_true", help="With --all-failed: resume without asking")
 ARG_FROM_TASK = Arg(("--from-task",), help="Resume at this task (the failed task or an earlier one)")
+ARG_RERUN_CHILDREN = Arg(
+    ("--rerun-children",),
+    action="store_true",
+    help="A trigger step whose child run cannot be resumed triggers a fresh full child run instead",
+)
 ARG_OUTPUT = Arg(("-o", "--output"), choices=("text", "json"), default="text", help="Output format")
 ARG_OLDER_THAN_DAYS = Arg(
     ("--older-than-days",),
@@ -65,7 +70,7 @@ RESUME_COMMANDS = (
         name="status",
         help="Say whether a failed run can be resumed, why not, and what a resume would do",
         func=lazy_load_command("airflow_resume_provider.cli.status_command"),
-        args=(ARG_DAG_ID, ARG_RUN_ID, ARG_FROM_TASK, ARG_OUTPUT),
+        args=(ARG_DAG_ID, ARG_RUN_ID, ARG_FROM_TASK, ARG_RERUN_CHILDREN, ARG_OUTPUT),
     ),
     ActionCommand(
         name="run",
@@ -81,6 +86,7 @@ RESUME_COMMANDS = (
             ARG_FROM_TASK,
             ARG_PARAM,
             ARG_CONF,
+            ARG_RERUN_CHILDREN,
             ARG_ALL_FAILED,
             ARG_SINCE,
             ARG_UNTIL,
@@ -161,21 +167,41 @@ def _print(args: Any, payload: dict[str, Any], text: str, plan: list[Any] | None
         return
     _say(text)
     if plan:
+        from airflow_resume_provider.tree_display import child_summary, tree_rows
         from airflow_resume_provider.ui.page import carried, map_summary
 
-        _table(
-            [
+        rows = []
+        # A trigger step's child run follows it, indented, with the child's own steps under it.
+        for row in tree_rows(plan):
+            indent = "  " * row.depth
+            if row.child is not None:
+                index = f"[{row.map_index}] " if row.map_index >= 0 else ""
+                rows.append(_blank_row(task=f"{indent}{index}child: {child_summary(row.child)}"))
+                continue
+            assert row.step is not None
+            step = row.step
+            rows.append(
                 {
-                    "task": step.task_id,
+                    "task": indent + step.task_id,
                     "action": step.action,
                     "resume point": "yes" if step.resume_point else "",
                     "map indexes": map_summary(step),
                     "restored from": step.source or "",
                     "reattaches to": ", ".join(carried(entry) for entry in step.carries),
                 }
-                for step in plan
-            ]
-        )
+            )
+        _table(rows)
+
+
+def _blank_row(*, task: str) -> dict[str, str]:
+    return {
+        "task": task,
+        "action": "",
+        "resume point": "",
+        "map indexes": "",
+        "restored from": "",
+        "reattaches to": "",
+    }
 
 
 def _cli_user() -> str:
@@ -197,7 +223,13 @@ def status_command(args: Any) -> None:
     _quiet_logs(args)
     try:
         with create_session() as session:
-            verdict = assess(session, args.dag_id, args.run_id, from_task_id=args.from_task)
+            verdict = assess(
+                session,
+                args.dag_id,
+                args.run_id,
+                from_task_id=args.from_task,
+                rerun_children=getattr(args, "rerun_children", False),
+            )
     except RunNotFoundError as err:
         _say(str(err), file=sys.stderr)
         sys.exit(EXIT_NOT_FOUND)
@@ -260,7 +292,12 @@ def _dry_run_one(args: Any, overrides: Any) -> None:
 
     with create_session() as session:
         answer = preview(
-            session, args.dag_id, args.run_id, from_task_id=args.from_task, overrides=overrides or None
+            session,
+            args.dag_id,
+            args.run_id,
+            from_task_id=args.from_task,
+            overrides=overrides or None,
+            rerun_children=getattr(args, "rerun_children", False),
         )
     verdict = answer.verdict
     if verdict.resumable:
@@ -311,6 +348,7 @@ def run_command(args: Any) -> None:
                 user=_cli_user(),
                 triggered_by="cli",
                 overrides=overrides or None,
+                rerun_children=getattr(args, "rerun_children", False),
             )
     except RunNotFoundError as err:
         _say(str(err), file=sys.stderr)
@@ -330,6 +368,11 @@ def run_command(args: Any) -> None:
         sys.exit(EXIT_ERROR)
     if outcome.created:
         text = f"Created run {outcome.dag_run_id!r}: resumes {args.run_id!r} at {outcome.resume_task_id!r}."
+        for child in outcome.child_runs:
+            text += (
+                f"\nStep {child['task_id']!r} waits for the resumed child run {child['dag_run_id']!r} of DAG "
+                f"{child['dag_id']!r}."
+            )
     else:
         text = f"Run {args.run_id!r} was already resumed as {outcome.dag_run_id!r}; nothing new created."
     if outcome.changes:
@@ -398,7 +441,13 @@ def _run_all_failed(args: Any) -> None:
             require_dag(session, args.dag_id)
             run_ids = failed_run_ids(session, args.dag_id, since=since, until=until, limit=None)
             preview = resume_many(
-                session, args.dag_id, run_ids, dry_run=True, user=_cli_user(), triggered_by="cli"
+                session,
+                args.dag_id,
+                run_ids,
+                dry_run=True,
+                user=_cli_user(),
+                triggered_by="cli",
+                rerun_children=getattr(args, "rerun_children", False),
             )
     except RunNotFoundError as err:
         _say(str(err), file=sys.stderr)
@@ -415,7 +464,13 @@ def _run_all_failed(args: Any) -> None:
     )
     with create_session() as session:
         outcome = resume_many(
-            session, args.dag_id, run_ids, dry_run=False, user=_cli_user(), triggered_by="cli"
+            session,
+            args.dag_id,
+            run_ids,
+            dry_run=False,
+            user=_cli_user(),
+            triggered_by="cli",
+            rerun_children=getattr(args, "rerun_children", False),
         )
     _print_bulk(args, outcome)
     sys.exit(EXIT_OK if outcome.all_resumed else EXIT_NOT_RESUMABLE)
@@ -457,6 +512,8 @@ def _print_bulk(args: Any, outcome: Any, *, to_stderr: bool = False) -> None:
         return
     from collections import Counter
 
+    from airflow_resume_provider.tree_display import child_summary
+
     counts = Counter(r.status for r in outcome.results)
     summary = ", ".join(f"{counts[s]} {_BULK_VERBS[s]}" for s in _BULK_VERBS if counts[s])
     _say(f"{outcome.total} failed runs of DAG {args.dag_id!r}: {summary}.", file=out)
@@ -467,6 +524,7 @@ def _print_bulk(args: Any, outcome: Any, *, to_stderr: bool = False) -> None:
             "resumes at": r.resume_task_id or "",
             "resumed run": r.new_dag_run_id or "",
             "reason": f"{r.reason_code}: {r.reason}" if r.reason_code else "",
+            "child runs": "; ".join(child_summary(child) for child in r.children),
         }
         for r in outcome.results
     ]

@@ -88,6 +88,13 @@ class NotResumableError(ResumeError):
             self.reason_code = verdict.reason_code
 
 
+class ChildPermissionError(ResumeError):
+    """Resuming a run would resume a child run of a DAG whose runs the user may not trigger."""
+
+    status_code = 403
+    reason_code = ReasonCode.CHILD_NOT_RESUMABLE
+
+
 class RunIdTakenError(ResumeError):
     """The id reserved for a run's resumed run is taken by a run the provider did not create."""
 

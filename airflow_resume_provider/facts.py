@@ -465,6 +465,8 @@ def gather_facts(
     from_task_id: str | None = None,
     full_rerun: bool = False,
     overrides: InputOverrides | None = None,
+    rerun_children: bool = False,
+    depth: int = 0,
 ) -> RunFacts:
     """
     Collect the facts for ``dag_run`` of ``dag`` (the latest serialized version): for a resume at the
@@ -472,6 +474,9 @@ def gather_facts(
 
     With ``overrides`` (changed inputs), the params check applies to the merged values.
 
+    :param rerun_children: a resume point's child run that cannot be resumed is rerun in full instead
+        of refusing the resume (``tree.py``).
+    :param depth: how many parent runs up the tree this run is (0: the run asked about).
     :raises InputsInvalidError: an override is refused (its name, or a value the params refuse).
     """
     from airflow.models.taskinstance import TaskInstance
@@ -640,4 +645,8 @@ def gather_facts(
     facts.map_count_changes = map_count_changes(session, dag, dag_run, facts)
     if settings.carry_task_state:  # what the tasks that run again reattach to (Airflow 3.3+); the plan picks
         facts.carried = carry.carried_entries(session, dag_run, list(tis))
+    if not (facts.manual_kill or facts.current_order_error or facts.params_error):
+        from airflow_resume_provider.tree import gather_children
+
+        gather_children(session, dag, dag_run, facts, rerun_children=rerun_children, depth=depth)
     return facts

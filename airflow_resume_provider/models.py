@@ -40,6 +40,9 @@ class ReasonCode(StrEnum):
     MANUAL_KILL = "manual_kill"
     STRUCTURE_CHANGED = "structure_changed"
     PARAMS_INVALID = "params_invalid"
+    #: A trigger step's child run cannot be resumed (the child's reason follows); ``rerun_children``
+    #: triggers a fresh child run instead.
+    CHILD_NOT_RESUMABLE = "child_not_resumable"
     #: Neither ``[resume] signing_key`` nor ``[api_auth] jwt_secret`` can be read on this component.
     SIGNING_UNAVAILABLE = "signing_unavailable"
     #: The run id reserved for the resumed run is taken by a run the provider did not create.
@@ -83,6 +86,37 @@ class CarriedEntry(BaseModel):
     map_index: int = -1
 
 
+#: What a resume does about a trigger step's child run (``ChildStep.action``).
+CHILD_RESUME = "resume"
+CHILD_RERUN = "rerun"
+CHILD_TRIGGER = "trigger"
+
+
+class ChildStep(BaseModel):
+    """
+    The child run of a ``TriggerDagRunOperator`` step at the resume point, and what a resume does about
+    it. Part of the REST API and the CLI's JSON: never rename fields.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    dag_id: str
+    dag_run_id: str | None = Field(description="The child run the failed step triggered (None: none).")
+    resumable: bool
+    reason_code: ReasonCode | None = None
+    reason: str | None = None
+    action: str = Field(
+        description="'resume' (the child run is resumed and the step waits for that run), 'rerun' (the "
+        "step triggers a fresh full child run: rerun_children) or 'trigger' (the step runs as usual: its "
+        "child run succeeded, or it triggered none)."
+    )
+    resumed_run_id: str | None = Field(
+        default=None,
+        description="The run that resumed the child run already, if any: the step attaches to it.",
+    )
+    plan: Plan | None = Field(default=None, description="The child run's own plan (recursively).")
+
+
 class MapIndexStep(BaseModel):
     """What a resume does to one map index of a mapped step."""
 
@@ -91,6 +125,9 @@ class MapIndexStep(BaseModel):
     map_index: int
     action: str = Field(description="'restored' (not run again; its results kept) or 'run'.")
     state: str | None = Field(default=None, description="The index's state in the failed run.")
+    child: ChildStep | None = Field(
+        default=None, description="A mapped trigger step's child run of this index."
+    )
 
 
 class PlanStep(BaseModel):
@@ -112,6 +149,9 @@ class PlanStep(BaseModel):
     map_indexes: list[MapIndexStep] = Field(
         default_factory=list,
         description="For a mapped step restored or resumed at: each map index and what happens to it.",
+    )
+    child: ChildStep | None = Field(
+        default=None, description="A trigger step at the resume point: its child run and what happens to it."
     )
 
 
@@ -147,6 +187,11 @@ class Verdict(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+ChildStep.model_rebuild()
+MapIndexStep.model_rebuild()
+PlanStep.model_rebuild()
 
 
 class ResumePreview(BaseModel):

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider.causes import infrastructure_failure, recorded_cause
-from airflow_resume_provider.models import CarriedEntry, MapIndexStep, Plan, PlanStep, ReasonCode, Verdict
+from airflow_resume_provider.models import (
+    CarriedEntry,
+    ChildStep,
+    MapIndexStep,
+    Plan,
+    PlanStep,
+    ReasonCode,
+    Verdict,
+)
 from airflow_resume_provider.state.paths import relative_to_roots
 from airflow_resume_provider.structure import TaskShape, describe_changes, recorded_order
 
@@ -73,6 +81,10 @@ class RunFacts:
     original_params: dict[str, Any] | None = None
     #: With changed inputs: the resumed run's params and conf, validated, and what changes.
     inputs: MergedInputs | None = None
+    #: A resume point that triggers a child run: map index (-1: not mapped) -> the child run (``tree.py``).
+    children: dict[int, ChildStep] = field(default_factory=dict)
+    #: Why a child run of the resume point cannot be resumed (without ``rerun_children``), or None.
+    child_error: str | None = None
 
 
 def _refuse(facts: RunFacts, code: ReasonCode, reason: str) -> Verdict:
@@ -176,6 +188,8 @@ def decide(facts: RunFacts) -> Verdict:
         )
     if facts.params_error:
         return _refuse(facts, ReasonCode.PARAMS_INVALID, facts.params_error)
+    if facts.child_error:
+        return _refuse(facts, ReasonCode.CHILD_NOT_RESUMABLE, facts.child_error)
     if facts.run_id_taken:
         return _refuse(facts, ReasonCode.RUN_ID_TAKEN, facts.run_id_taken)
     return _verdict(facts, resumable=True)
@@ -185,11 +199,18 @@ def decide(facts: RunFacts) -> Verdict:
 KEPT_MAP_INDEX_STATES = ("success", "skipped")
 
 
-def point_map_plan(states: list[tuple[int, str]]) -> list[MapIndexStep]:
-    """A mapped resume point's indexes: those that succeeded (or skipped) are kept, the others run again."""
+def point_map_plan(
+    states: list[tuple[int, str]], children: dict[int, ChildStep] | None = None
+) -> list[MapIndexStep]:
+    """A mapped resume point's indexes: those that succeeded (or skipped) are kept, the others run again
+    (a mapped trigger step's index with its child run)."""
+    children = children or {}
     return [
         MapIndexStep(
-            map_index=index, action="restored" if state in KEPT_MAP_INDEX_STATES else "run", state=state
+            map_index=index,
+            action="restored" if state in KEPT_MAP_INDEX_STATES else "run",
+            state=state,
+            child=children.get(index),
         )
         for index, state in states
     ]
@@ -247,7 +268,8 @@ def build_plan(facts: RunFacts) -> list[PlanStep]:
                     resume_point=i == cut,
                     carries=[CarriedEntry(**entry) for entry in facts.carried.get(shape.task_id, [])],
                     mapped=shape.mapped,
-                    map_indexes=point_map_plan(facts.point_map_states) if i == cut else [],
+                    map_indexes=point_map_plan(facts.point_map_states, facts.children) if i == cut else [],
+                    child=facts.children.get(-1) if i == cut else None,
                 )
             )
     return steps

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +31,11 @@ from airflow_resume_provider.models import InputChange, ResumePreview
 from airflow_resume_provider.persisted import CONF_KEY, RETURN_KEY, XCOM_CAPTURE_ERROR, XCOM_STATE_REF
 from airflow_resume_provider.resumability import KEPT_MAP_INDEX_STATES, RunFacts, decide
 from airflow_resume_provider.state import storage
+from airflow_resume_provider.tree import PendingTree, attachments, pending_children
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.orm import Session
 
     from airflow_resume_provider.models import Plan, Verdict
@@ -57,6 +61,11 @@ class ResumeOutcome(BaseModel):
     changes: list[InputChange] = Field(
         default_factory=list, description="The inputs the resume changed (sensitive values masked)."
     )
+    child_runs: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The resumed child runs the new run's trigger steps wait for: each with dag_id, "
+        "dag_run_id (the resumed child run), task_id and map_index (the step).",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
@@ -75,6 +84,10 @@ class ResumeOutcome(BaseModel):
             root_run_id=record.root_run_id,
             resume_count=record.resume_count,
             changes=list(record.changes),
+            child_runs=[
+                {"dag_id": a.dag_id, "dag_run_id": a.run_id, "task_id": a.task_id, "map_index": a.map_index}
+                for a in record.attach
+            ],
         )
 
 
@@ -93,21 +106,35 @@ def load_dag_and_run(session: Session, dag_id: str, run_id: str) -> tuple[Any, A
     return dag, dag_run
 
 
-def assess(session: Session, dag_id: str, run_id: str, *, from_task_id: str | None = None) -> Verdict:
-    """The verdict for a run (read only)."""
+def assess(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    from_task_id: str | None = None,
+    rerun_children: bool = False,
+) -> Verdict:
+    """The verdict for a run (read only); ``rerun_children``: as a resume that asks for it would see it."""
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)
-    return decide(gather_facts(session, dag, dag_run, from_task_id=from_task_id))
+    return decide(
+        gather_facts(session, dag, dag_run, from_task_id=from_task_id, rerun_children=rerun_children)
+    )
 
 
 def assess_with_facts(
-    session: Session, dag_id: str, run_id: str, *, from_task_id: str | None = None
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    *,
+    from_task_id: str | None = None,
+    rerun_children: bool = False,
 ) -> tuple[Verdict, RunFacts, dict[str, str | None], Any]:
     """The verdict, the facts behind it, the run's task states and the DAG (for the Resume page)."""
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import select
 
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)
-    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id)
+    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id, rerun_children=rerun_children)
     states: dict[str, str | None] = {}
     for task_id, state in session.execute(
         select(TaskInstance.task_id, TaskInstance.state).where(
@@ -130,6 +157,7 @@ def preview(
     *,
     from_task_id: str | None = None,
     overrides: inputs.InputOverrides | None = None,
+    rerun_children: bool = False,
 ) -> ResumePreview:
     """
     A dry run of :func:`resume`: the verdict, the resumed run's run-level params and what changes.
@@ -145,7 +173,9 @@ def preview(
     dag, dag_run = load_dag_and_run(session, dag_id, run_id)
     if overrides:
         inputs.check_names(dag, overrides)
-    facts = gather_facts(session, dag, dag_run, from_task_id=from_task_id, overrides=overrides)
+    facts = gather_facts(
+        session, dag, dag_run, from_task_id=from_task_id, overrides=overrides, rerun_children=rerun_children
+    )
     if facts.resumed_run_id is not None and overrides:
         _existing(session, dag_id, run_id, facts.resumed_run_id, overrides)  # other inputs: 409, as a resume
     verdict = decide(facts)
@@ -176,26 +206,36 @@ def resume(
     full_rerun: bool = False,
     facts: RunFacts | None = None,
     overrides: inputs.InputOverrides | None = None,
+    rerun_children: bool = False,
+    may_trigger: Callable[[str], bool] | None = None,
+    parent_tree_run: run_record.TreeRun | None = None,
 ) -> ResumeOutcome:
     """
     Resume a failed run, or return the run that already resumed it. Commits ``session``.
 
     With ``full_rerun`` every task runs again, from the run's recorded context (``on_retry: false``).
     ``facts`` gathered by the caller in this session just before are used as they are, not gathered again.
+    When the resume point triggers a child run that failed, the child is resumed first (each run in its
+    own transaction, children before parents) and the step waits for the resumed child (``tree.py``).
 
     :param retry_attempt: for automatic retries, the attempt number the new run is; otherwise the
         count is inherited from the failed run.
     :param note: the new run's note; default "Resumed from <run> at <task>".
     :param parent_failure: for automatic retries, the failure being retried (task, type, message).
     :param overrides: changed inputs (run-level params, top-level conf keys); a person's resume only.
+    :param rerun_children: a child run that cannot be resumed is rerun in full instead of refusing.
+    :param may_trigger: whether the user may trigger runs of a DAG (None: anyone may), asked for each
+        child DAG whose run would be resumed.
+    :param parent_tree_run: the resumed parent run whose trigger step waits for this run.
 
     :raises RunNotFoundError: unknown DAG or run.
     :raises NotResumableError: the verdict refuses; its reason says why.
+    :raises ChildPermissionError: a child run would be resumed of a DAG the user may not trigger.
     :raises InputChangesDisabledError: inputs may not be changed on this deployment.
     :raises InputsInvalidError: an override is refused (its name, or a value the params refuse).
     :raises ResumedWithOtherInputsError: the run was already resumed with other inputs.
     """
-    from sqlalchemy.exc import IntegrityError
+    from airflow_resume_provider import tree_resume
 
     if overrides:
         if kind != KIND_MANUAL or full_rerun:
@@ -203,17 +243,91 @@ def resume(
                 f"DAG {dag_id!r}, run {run_id!r}: automatic retries and full reruns never change inputs."
             )
         inputs.check_allowed()
+    options = _Options(
+        from_task_id=from_task_id,
+        user=user,
+        triggered_by=triggered_by,
+        delay_seconds=delay_seconds,
+        kind=kind,
+        retry_attempt=retry_attempt,
+        note=note,
+        parent_failure=parent_failure,
+        full_rerun=full_rerun,
+        rerun_children=rerun_children,
+        parent_tree_run=parent_tree_run,
+        overrides=overrides,
+    )
+    # Children first: a pass that finds child runs to resume releases the run's lock, resumes them
+    # (each under its own lock), then looks again; a concurrent request may have resumed them meanwhile.
+    for _ in range(_TREE_PASSES):
+        result = _resume_pass(session, dag_id, run_id, options, facts)
+        if isinstance(result, ResumeOutcome):
+            return result
+        facts = None
+        session.rollback()  # nothing written: the next pass reads what the children's commits left
+        tree_resume.resume_children(
+            session,
+            dag_id,
+            result,
+            user=user,
+            triggered_by=triggered_by,
+            kind=kind,
+            delay_seconds=delay_seconds,
+            rerun_children=rerun_children,
+            may_trigger=may_trigger,
+            resume=resume,
+        )
+    raise ResumeError(
+        f"DAG {dag_id!r}, run {run_id!r}: its child runs were resumed, but the run still waits for child runs "
+        "to be resumed. Try again."
+    )
+
+
+#: How many times one request looks for child runs to resume before giving up (the second pass finds
+#: the children resumed; a third covers a child a concurrent request resumed at the same moment).
+_TREE_PASSES = 3
+
+
+@dataclass(frozen=True)
+class _Options:
+    from_task_id: str | None
+    user: str | None
+    triggered_by: str
+    delay_seconds: float
+    kind: run_record.Kind
+    retry_attempt: int | None
+    note: str | None
+    parent_failure: list[Any] | None
+    full_rerun: bool
+    rerun_children: bool
+    parent_tree_run: run_record.TreeRun | None
+    overrides: inputs.InputOverrides | None
+
+
+def _resume_pass(
+    session: Session, dag_id: str, run_id: str, options: _Options, facts: RunFacts | None
+) -> ResumeOutcome | PendingTree:
+    """Create the resumed run, or return the children to resume first (and the run's id to be)."""
+    from sqlalchemy.exc import IntegrityError
+
     # One request at a time per failed run in this process, waiting before the session holds a
     # connection: concurrent requests then find the created run instead of contending for the
     # database (other processes are kept out by the deterministic run id).
     with _lock_for(dag_id, run_id):
         started = time.monotonic()
         dag, dag_run = load_dag_and_run(session, dag_id, run_id)
+        overrides = options.overrides
         if overrides:
             inputs.check_names(dag, overrides)
         if facts is None or overrides:
             facts = gather_facts(
-                session, dag, dag_run, from_task_id=from_task_id, full_rerun=full_rerun, overrides=overrides
+                session,
+                dag,
+                dag_run,
+                from_task_id=options.from_task_id,
+                full_rerun=options.full_rerun,
+                rerun_children=options.rerun_children,
+                overrides=overrides,
             )
         if facts.resumed_run_id is not None:
             return _existing(session, dag_id, run_id, facts.resumed_run_id, overrides)
@@ -225,6 +339,9 @@ def resume(
         own = run_record.check(dag_id, run_id, dag_run.conf)
         root, count = run_record.next_in_chain(run_id, own)
         new_run_id = run_record.resumed_run_id(dag_id, run_id, root, count)
+        pending = pending_children(verdict.plan)
+        if pending:
+            return PendingTree(new_run_id=new_run_id, children=pending)
         try:
             record = _create_resumed_run(
                 session,
@@ -236,14 +353,7 @@ def resume(
                 source_record=own.record,
                 root=root,
                 count=count,
-                user=user,
-                triggered_by=triggered_by,
-                delay_seconds=delay_seconds,
-                kind=kind,
-                retry_attempt=retry_attempt,
-                note=note,
-                parent_failure=parent_failure,
-                merged=facts.inputs,
+                options=options,
             )
             _audit(
                 session,
@@ -251,9 +361,9 @@ def resume(
                 run_id,
                 new_run_id,
                 facts.resume_task_id,
-                user,
-                triggered_by,
-                kind,
+                options.user,
+                options.triggered_by,
+                options.kind,
                 record.changes,
             )
             session.commit()
@@ -273,7 +383,7 @@ def resume(
                 f"DAG {dag_id!r}, run {run_id!r}: creating the resumed run failed: {storage.describe_error(err)}"
             ) from err
         log.info("Resumed run %s of DAG %s at %s as %s", run_id, dag_id, facts.resume_task_id, new_run_id)
-        metrics.created(kind)
+        metrics.created(options.kind)
         metrics.create_duration(time.monotonic() - started)
         return ResumeOutcome.of(dag_id, new_run_id, record, created=True)
 
@@ -282,6 +392,8 @@ _LOCKS = [threading.Lock() for _ in range(64)]
 
 
 def _lock_for(dag_id: str, run_id: str) -> threading.Lock:
+    # Never held while another run's lock is taken (children are resumed between passes), so two
+    # runs sharing a lock cannot deadlock.
     return _LOCKS[hash((dag_id, run_id)) % len(_LOCKS)]
 
 
@@ -510,14 +622,7 @@ def _create_resumed_run(
     source_record: run_record.RunRecord | None,
     root: str,
     count: int,
-    user: str | None,
-    triggered_by: str,
-    delay_seconds: float,
-    kind: run_record.Kind,
-    retry_attempt: int | None,
-    note: str | None,
-    parent_failure: list[Any] | None,
-    merged: inputs.MergedInputs | None = None,
+    options: _Options,
 ) -> run_record.RunRecord:
     from airflow.utils.state import DagRunState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
@@ -526,9 +631,11 @@ def _create_resumed_run(
     point = facts.resume_task_id
     assert point is not None
     now = datetime.now(timezone.utc)
+    retry_attempt = options.retry_attempt
     if retry_attempt is None:
         retry_attempt = source_record.retry_attempt if source_record is not None else 0
     context = _recorded_context(source, facts.run_params) if facts.full_rerun else _state_context(chain)
+    merged = facts.inputs
     if merged is not None:
         context["params"] = merged.params
     record = run_record.RunRecord(
@@ -536,27 +643,31 @@ def _create_resumed_run(
         root_run_id=root,
         resume_count=count,
         resumed_at_task_id=point,
-        kind=kind,
+        kind=options.kind,
         retry_attempt=retry_attempt,
-        parent_failure=parent_failure,
+        parent_failure=options.parent_failure,
         parent_lineage=_parent_lineage(session, source, [s.task_id for s in plan.tasks if s.action == "run"]),
         changes=merged.changes if merged is not None else [],
+        attach=attachments(plan),
+        parent_tree_run=options.parent_tree_run,
         **context,
     )
     original_conf = {k: v for k, v in (source.conf or {}).items() if k != CONF_KEY}
     if merged is not None:
         original_conf = merged.conf
-    note = inputs.note_text(note or f"Resumed from {source.run_id} at {point}", record.changes)
+    note = inputs.note_text(options.note or f"Resumed from {source.run_id} at {point}", record.changes)
+    if record.attach:
+        note += "; waits for " + ", ".join(f"{a.dag_id} run {a.run_id}" for a in record.attach)
     new_run = compat.create_dagrun(
         dag,
         run_id=new_run_id,
         logical_date=None,
         data_interval=None,
-        run_after=_run_after(now, delay_seconds),
+        run_after=_run_after(now, options.delay_seconds),
         conf={**original_conf, CONF_KEY: run_record.sign(dag.dag_id, new_run_id, record)},
         run_type=DagRunType.MANUAL,
-        triggered_by=DagRunTriggeredByType(triggered_by),
-        triggering_user_name=user,
+        triggered_by=DagRunTriggeredByType(options.triggered_by),
+        triggering_user_name=options.user,
         state=DagRunState.QUEUED,
         note=note,
         session=session,

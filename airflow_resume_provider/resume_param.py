@@ -48,6 +48,9 @@ class ResumeSettings(BaseModel):
     carry_task_state: StrictBool = True
     #: The failure causes retried automatically (``infrastructure``, ``timeout``, ``error``): all by default.
     retry_on: list[CauseName] = Field(default_factory=lambda: list(ALL_CAUSES), min_length=1)
+    #: Automatic retries of a run whose trigger step's child run cannot be resumed trigger a fresh child
+    #: run instead of stopping.
+    rerun_children: StrictBool = False
 
     @field_validator("retry_message_pattern")
     @classmethod
@@ -66,7 +69,7 @@ ACCEPTED_KEYS = (
     "enabled (bool), retries (int 0-100), retry_delay (seconds, 0 to 604800), on_retry (bool), "
     "retry_exceptions (list of exception type names), retry_message_pattern (regex), "
     "stop_on_repeated_error (bool), carry_task_state (bool), retry_on (list of failure causes: "
-    "'infrastructure', 'timeout', 'error')"
+    "'infrastructure', 'timeout', 'error'), rerun_children (bool)"
 )
 
 

@@ -148,6 +148,14 @@ def wrap_render_template_fields(task: Any) -> None:
 
     def render_template_fields(context: Any, jinja_env: Any = None) -> Any:
         apply(context)  # raises when a resumed run's task would otherwise run with other inputs
-        return render(context["task"], context, jinja_env)
+        rendered = render(context["task"], context, jinja_env)
+        ti = context.get("ti")
+        record = record_for(str(getattr(ti, "dag_id", "")), str(getattr(ti, "run_id", "")))
+        if record is not None and record.attach:
+            from airflow_resume_provider.attach import prepare
+
+            # After rendering: a mapped step's operator for this map index exists only now.
+            prepare(context, record)
+        return rendered
 
     task.render_template_fields = render_template_fields

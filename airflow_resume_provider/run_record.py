@@ -74,6 +74,42 @@ class RunRecord(BaseModel):
     parent_lineage: ParentLineage | None = None
     #: The inputs the resume changed (``params`` holds the new values), sensitive values masked.
     changes: list[InputChange] = Field(default_factory=list)
+    #: Trigger steps that wait for a resumed child run instead of triggering one (absent before 0.3).
+    attach: list[ChildAttachment] = Field(default_factory=list)
+    #: The resumed parent run whose trigger step waits for this run (a child resumed with its parent).
+    parent_tree_run: TreeRun | None = None
+
+    def attachment(self, task_id: str, map_index: int) -> ChildAttachment | None:
+        """The child run step ``task_id`` (map index ``map_index``) waits for, or None."""
+        for entry in self.attach:
+            if entry.task_id == task_id and entry.map_index == map_index:
+                return entry
+        return None
+
+
+class ChildAttachment(BaseModel):
+    """
+    A trigger step of a resumed run that waits for a resumed child run instead of triggering a new one
+    (``attach.py``). Persisted JSON keys: never rename.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    task_id: StrictStr
+    map_index: StrictInt = -1
+    dag_id: StrictStr
+    run_id: StrictStr
+
+
+class TreeRun(BaseModel):
+    """The resumed run one level up in a tree (the parent whose trigger step waits for this run)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    dag_id: StrictStr
+    run_id: StrictStr
+    task_id: StrictStr
+    map_index: StrictInt = -1
 
 
 @dataclass(frozen=True)
@@ -87,7 +123,7 @@ class RunRecordCheck:
     def lineage(self) -> dict[str, Any]:
         if self.record is None:
             return {}
-        return self.record.model_dump(
+        lineage = self.record.model_dump(
             include={
                 "parent_run_id",
                 "root_run_id",
@@ -97,6 +133,10 @@ class RunRecordCheck:
                 "retry_attempt",
             }
         )
+        if self.record.parent_tree_run is not None:
+            # A child resumed with its parent: the resumed run one level up in the tree.
+            lineage["parent_tree_run"] = self.record.parent_tree_run.model_dump()
+        return lineage
 
 
 def _secret() -> bytes:

@@ -120,3 +120,101 @@ def run_existing_run(dag_id: str, run_id: str):
                 _run_task(ti=ti, task=dag.task_dict[ti.task_id])
     with create_session() as session:
         return session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
+
+def sync_dags() -> None:
+    """Serialize every DAG of the test DAG folder into the metadata DB (as ``dag.test()`` does for one)."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        sync_bag_to_db(bag, bundle.name, bundle.version)
+
+
+def trigger(dag_id: str, run_id: str, conf: dict[str, Any] | None = None) -> str:
+    """Create a queued manual run (nothing runs it: :func:`run_tree` does)."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.utils.types import DagRunTriggeredByType
+
+    trigger_dag(dag_id, run_id=run_id, conf=conf or {}, triggered_by=DagRunTriggeredByType.TEST)
+    return run_id
+
+
+def run_tree(dag_id: str, run_id: str) -> str:
+    """
+    Run an existing run in-process like :func:`run_existing_run`, and the child runs its trigger steps
+    trigger: a deferred trigger step's child run is run to its end (recursively), then the step's
+    trigger is run inline and the step resumes, as the triggerer would have it. Returns the run's state.
+    """
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.trigger import Trigger
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.sdk.api.datamodels._generated import TaskInstance as TaskInstanceSDK
+    from airflow.sdk.definitions.dag import _run_inline_trigger, _run_task
+    from airflow.sdk.serde import serialize
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    dag = get_dag(dag_id)
+    with create_session() as session:
+        dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        dr.dag = DBDagBag().get_dag_for_run(dr, session=session)
+        dr.state = DagRunState.RUNNING
+        dr.start_date = datetime.now(timezone.utc)
+        session.commit()
+        for _ in range(100):
+            if dr.state != DagRunState.RUNNING:
+                break
+            session.expire_all()
+            schedulable, _ = dr.update_state(session=session)
+            for ti in schedulable:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            for ti in [
+                t for t in dr.get_task_instances(session=session) if t.state == TaskInstanceState.SCHEDULED
+            ]:
+                ti_id = ti.id
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+                session.expire_all()
+                row = session.get(TaskInstance, ti_id)
+                if row.state != TaskInstanceState.DEFERRED:
+                    continue
+                ti_id, found = row.id, session.get(Trigger, row.trigger_id)
+                classpath, kwargs = found.classpath, found.kwargs
+                for child_run_id in kwargs.get("run_ids") or []:
+                    if session.scalar(
+                        select(DagRun.state).where(
+                            DagRun.dag_id == kwargs["dag_id"], DagRun.run_id == child_run_id
+                        )
+                    ) in (DagRunState.QUEUED, DagRunState.RUNNING):
+                        run_tree(kwargs["dag_id"], child_run_id)  # closes this (scoped) session
+                row = session.get(TaskInstance, ti_id)
+                sdk_ti = TaskInstanceSDK(
+                    id=row.id,
+                    task_id=row.task_id,
+                    dag_id=row.dag_id,
+                    run_id=row.run_id,
+                    try_number=row.try_number,
+                    map_index=row.map_index,
+                    dag_version_id=row.dag_version_id,
+                )
+                event = _run_inline_trigger(import_string(classpath)(**kwargs), sdk_ti)
+                row.next_kwargs = {"event": serialize(event.payload)}
+                row.state = TaskInstanceState.SCHEDULED
+                row.trigger_id = None
+                session.commit()
+                row = session.get(TaskInstance, ti_id)
+                _run_task(ti=row, task=dag.task_dict[row.task_id])
+    with create_session() as session:
+        return session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))

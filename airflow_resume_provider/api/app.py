@@ -96,9 +96,14 @@ def create_app() -> FastAPI:
         responses={404: {"model": ErrorOut}},
         dependencies=[CanReadRuns],
     )
-    def get_resume_verdict(dag_id: str, dag_run_id: str, session: SessionDep) -> Verdict:
-        """Whether the run can be resumed, why not, and what a resume would do to each task."""
-        return assess(session, dag_id, dag_run_id)
+    def get_resume_verdict(
+        dag_id: str, dag_run_id: str, session: SessionDep, rerun_children: bool = False
+    ) -> Verdict:
+        """
+        Whether the run can be resumed, why not, and what a resume would do to each task (with
+        ``rerun_children``: as a resume that asks for fresh child runs would see it).
+        """
+        return assess(session, dag_id, dag_run_id, rerun_children=rerun_children)
 
     @app.post(
         API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}/resume",
@@ -111,8 +116,9 @@ def create_app() -> FastAPI:
             },
             403: {
                 "model": ErrorOut,
-                "description": "Resuming needs trigger permission (a dry run needs read); changing inputs "
-                "needs [core] dag_run_conf_overrides_params on.",
+                "description": "Resuming needs permission to trigger runs of the DAG, and of each child DAG "
+                "whose run it resumes (a dry run needs read); changing inputs needs "
+                "[core] dag_run_conf_overrides_params on.",
             },
             404: {"model": ErrorOut},
             409: {
@@ -140,7 +146,12 @@ def create_app() -> FastAPI:
         overrides = InputOverrides(params=body.params or {}, conf=body.conf or {})
         if body.dry_run:
             answer = preview(
-                session, dag_id, dag_run_id, from_task_id=body.from_task_id, overrides=overrides or None
+                session,
+                dag_id,
+                dag_run_id,
+                from_task_id=body.from_task_id,
+                overrides=overrides or None,
+                rerun_children=body.rerun_children,
             )
             return JSONResponse(status_code=status.HTTP_200_OK, content=answer.to_dict())
         if not can_trigger_runs(dag_id, user):
@@ -156,6 +167,8 @@ def create_app() -> FastAPI:
             user=user.get_name() if user else None,
             triggered_by="rest_api",
             overrides=overrides or None,
+            rerun_children=body.rerun_children,
+            may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
         )
         if outcome.created:
             return outcome
@@ -197,6 +210,8 @@ def create_app() -> FastAPI:
             dry_run=body.dry_run,
             user=user.get_name() if user else None,
             triggered_by="rest_api",
+            rerun_children=body.rerun_children,
+            may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
         )
 
     from airflow_resume_provider.ui.routes import router as ui_router

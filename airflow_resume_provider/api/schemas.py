@@ -40,6 +40,11 @@ class ResumeRequest(BaseModel):
         description="Only answer the verdict, the merged params and the changes; create nothing (read "
         "access is enough).",
     )
+    rerun_children: bool = Field(
+        default=False,
+        description="A trigger step whose child run cannot be resumed triggers a fresh full child run "
+        "instead of refusing the resume.",
+    )
 
 
 class ErrorOut(BaseModel):
@@ -64,6 +69,10 @@ class BulkResumeRequest(BaseModel):
     since: datetime | None = Field(default=None, description="Runs that ended at or after (no zone: UTC).")
     until: datetime | None = Field(default=None, description="Runs that ended at or before (no zone: UTC).")
     dry_run: bool = Field(default=False, description="Only say what would happen; create nothing.")
+    rerun_children: bool = Field(
+        default=False,
+        description="A trigger step whose child run cannot be resumed triggers a fresh full child run.",
+    )
     params: dict[str, Any] | None = Field(default=None, description="Not accepted: see below.")
     conf: dict[str, Any] | None = Field(default=None, description="Not accepted: see below.")
 

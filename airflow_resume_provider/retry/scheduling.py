@@ -77,7 +77,9 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         return None
     own = run_record.check_quietly(dag_id, run_id, dag_run.conf).record
     # A full rerun (on_retry: false) needs the run's record in the metadata DB, not its state files.
-    facts = gather_facts(session, dag, dag_run, full_rerun=not settings.on_retry)
+    facts = gather_facts(
+        session, dag, dag_run, full_rerun=not settings.on_retry, rerun_children=settings.rerun_children
+    )
     verdict = decide(facts)
     if verdict.resumed_run_id:
         return RetryDecision(False, (own.retry_attempt if own else 0) + 1, "already resumed")
@@ -108,6 +110,8 @@ def schedule_retry(session: Session, dag_id: str, run_id: str) -> RetryDecision 
         retry_attempt=decision.attempt,
         note=f"Automatic retry {decision.attempt} of {settings.retries}: {how}",
         parent_failure=failure_signature(verdict.failure, verdict.failed_task_id),
+        # A trigger step's failed child run is resumed with it (or, asked for, rerun in full).
+        rerun_children=settings.rerun_children,
     )
     if outcome.created:
         metrics.retry_scheduled(cause)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_resume_provider.display import masked, shortened
+from airflow_resume_provider.tree_display import ChildView, child_views
 
 if TYPE_CHECKING:
     from airflow_resume_provider.inputs import ParamField
@@ -77,6 +78,8 @@ class Step:
     mapped: bool = False
     #: A mapped step's indexes by what happens to them: ``[("restored", "0-2, 4"), ("run", "3")]``.
     map_indexes: list[tuple[str, str]] = field(default_factory=list)
+    #: A trigger step at the resume point: its child runs, with their own steps nested.
+    children: list[ChildView] = field(default_factory=list)
 
 
 @dataclass
@@ -139,6 +142,7 @@ def build(
                     for action in ("restored", "run")
                     if any(m.action == action for m in step.map_indexes)
                 ],
+                children=child_views(step),
             )
         )
     inputs: list[tuple[str, str]] = []

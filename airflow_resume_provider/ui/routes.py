@@ -87,13 +87,14 @@ def resume_page(
     session: SessionDep,
     user: GetUserDep,
     from_task_id: Annotated[str | None, Query(max_length=TASK_ID_MAX_LENGTH)] = None,
+    rerun_children: bool = False,
 ) -> HTMLResponse:
     """The Resume tab: verdict, failure, steps, structure check, inputs, lineage and the Resume button."""
     root = request.scope.get("root_path", "").rstrip("/")
     page_base = f"{root}/ui/dags/{quote(dag_id, safe='')}/dagRuns/"
     try:
         verdict, facts, ti_states, dag = assess_with_facts(
-            session, dag_id, dag_run_id, from_task_id=from_task_id
+            session, dag_id, dag_run_id, from_task_id=from_task_id, rerun_children=rerun_children
         )
     except RunNotFoundError as err:
         return _render("not_found.html", 404, message=str(err))
@@ -110,6 +111,7 @@ def resume_page(
         "resume_url": f"{root}/api/v1/dags/{quote(dag_id, safe='')}/dagRuns/{quote(dag_run_id, safe='')}/resume",
         "csrf_token": csrf_token_for(cookie) if cookie else "",
         "from_task_id": from_task_id,
+        "rerun_children": rerun_children,
         "failed_task_id": verdict.failed_task_id,
         "page_base": page_base,
         "airflow_run_base": f"{conf.api_base_url()}/dags/{quote(dag_id, safe='')}/runs/",
@@ -128,6 +130,11 @@ def resume_page(
         and (verdict.resumable or verdict.reason_code == "params_invalid"),
         input_changes_allowed=conf.run_conf_overrides_params(),
         page_url=lambda run_id: page_base + quote(str(run_id), safe=""),
+        run_url=lambda other_dag, run_id: (
+            f"{root}/ui/dags/{quote(str(other_dag), safe='')}/dagRuns/{quote(str(run_id), safe='')}"
+        ),
+        has_children=any(step.children for step in model.steps),
+        rerun_children=rerun_children,
     )
 
 

@@ -213,3 +213,42 @@ def test_the_resume_tab_of_a_mapped_step_shows_which_map_indexes_run_again(brows
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     square.scroll_into_view_if_needed()
     page.screenshot(path=str(SCREENSHOTS / "resume-page-mapped.png"))
+
+
+def test_the_resume_tab_of_a_parent_run_shows_the_child_run_nested_under_its_trigger_step(browser, stack):
+    with stack.variables(resume_example_child_fail="true"):
+        run_id = stack.trigger("resume_example_parent")
+        assert stack.wait_for_run("resume_example_parent", run_id, timeout=300) == "failed"
+        stack.set_variable("resume_example_child_fail", "false")
+
+        page = logged_in_page(browser, stack, "admin")
+        frame = open_resume_tab(page, stack, "resume_example_parent", run_id)
+        assert "Resumable" in frame.locator("#verdict").inner_text()
+        step = frame.locator('#timeline > li[data-task="run_child"]')
+        assert "resume point" in step.inner_text()
+        child = step.locator(".child")
+        assert child.get_attribute("data-child-dag") == "resume_example_child"
+        assert child.get_attribute("data-child-action") == "resume"
+        assert "is resumed at 'transform'" in child.locator(".child-summary").inner_text()
+        lines = [" ".join(t.split()) for t in child.locator(".child-steps > li").all_inner_texts()]
+        assert lines == [
+            "extract restored, not run again",
+            "transform resume point, runs first",
+            "load will run",
+        ]
+        assert frame.locator("#rerun-children").is_visible()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        step.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "resume-page-tree.png"))
+
+        frame.locator("#resume-btn").click()
+        frame.locator("#confirm-yes").click()
+        result = frame.locator("#result")
+        result.locator(".child-run").wait_for(timeout=30_000)
+        assert "waits for the resumed child run" in result.inner_text()
+        assert "resume_example_child" in result.inner_text()
+
+    # The child run's link opens the child run's own Resume view.
+    frame.locator("a.child-link").click()
+    frame.locator("#verdict").wait_for(timeout=30_000)
+    assert "transform" in frame.locator("body").inner_text()

@@ -33,3 +33,27 @@ def ledger(tmp_path, monkeypatch):
         return path.read_text().split() if path.exists() else []
 
     return executed
+
+
+@pytest.fixture(scope="module")
+def app():
+    """The provider's FastAPI app with Airflow's auth manager (as the API server mounts it)."""
+    from airflow.api_fastapi.app import init_auth_manager
+
+    from airflow_resume_provider.api.app import create_app
+
+    init_auth_manager()
+    return create_app()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    """A client of the app signed in as an admin (bearer token)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        test_client.headers["Authorization"] = f"Bearer {token}"
+        yield test_client

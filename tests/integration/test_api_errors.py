@@ -16,28 +16,6 @@ API = "/api/v1"
 
 
 @pytest.fixture(scope="module")
-def app():
-    from airflow.api_fastapi.app import init_auth_manager
-
-    from airflow_resume_provider.api.app import create_app
-
-    init_auth_manager()
-    return create_app()
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from fastapi.testclient import TestClient
-
-    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        test_client.headers["Authorization"] = f"Bearer {token}"
-        yield test_client
-
-
-@pytest.fixture(scope="module")
 def failed_run():
     run = run_dag("resume_example_etl")
     assert run.state == "failed"
