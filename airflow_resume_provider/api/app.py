@@ -17,15 +17,17 @@ from airflow_resume_provider.api.security import (
     SessionDep,
     SignedIn,
     audit,
+    can_read_runs,
     can_trigger_runs,
     csrf_protected,
 )
 from airflow_resume_provider.api.validation import bounded_validation_error
 from airflow_resume_provider.bulk import BulkOutcome, failed_run_ids, require_dag, resume_many
-from airflow_resume_provider.exceptions import ResumeError
+from airflow_resume_provider.exceptions import NotResumableError, ResumeError
 from airflow_resume_provider.inputs import InputOverrides
 from airflow_resume_provider.models import ReasonCode, ResumePreview, Verdict
 from airflow_resume_provider.resume import ResumeOutcome, assess, preview, resume
+from airflow_resume_provider.tree_access import visible_children, visible_verdict
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +99,15 @@ def create_app() -> FastAPI:
         dependencies=[CanReadRuns],
     )
     def get_resume_verdict(
-        dag_id: str, dag_run_id: str, session: SessionDep, rerun_children: bool = False
+        dag_id: str, dag_run_id: str, session: SessionDep, user: GetUserDep, rerun_children: bool = False
     ) -> Verdict:
         """
         Whether the run can be resumed, why not, and what a resume would do to each task (with
-        ``rerun_children``: as a resume that asks for fresh child runs would see it).
+        ``rerun_children``: as a resume that asks for fresh child runs would see it). Child runs of
+        DAGs the user may not read show their ids and verdict, not their reasons and plans.
         """
-        return assess(session, dag_id, dag_run_id, rerun_children=rerun_children)
+        verdict = assess(session, dag_id, dag_run_id, rerun_children=rerun_children)
+        return visible_verdict(verdict, lambda child_dag_id: can_read_runs(child_dag_id, user))
 
     @app.post(
         API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}/resume",
@@ -144,6 +148,10 @@ def create_app() -> FastAPI:
         """
         body = body or ResumeRequest()
         overrides = InputOverrides(params=body.params or {}, conf=body.conf or {})
+
+        def may_read(child_dag_id: str) -> bool:
+            return can_read_runs(child_dag_id, user)
+
         if body.dry_run:
             answer = preview(
                 session,
@@ -153,23 +161,27 @@ def create_app() -> FastAPI:
                 overrides=overrides or None,
                 rerun_children=body.rerun_children,
             )
+            answer = answer.model_copy(update={"verdict": visible_verdict(answer.verdict, may_read)})
             return JSONResponse(status_code=status.HTTP_200_OK, content=answer.to_dict())
         if not can_trigger_runs(dag_id, user):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 f"Resuming runs of DAG {dag_id!r} needs permission to trigger its runs; a dry run does not.",
             )
-        outcome = resume(
-            session,
-            dag_id,
-            dag_run_id,
-            from_task_id=body.from_task_id,
-            user=user.get_name() if user else None,
-            triggered_by="rest_api",
-            overrides=overrides or None,
-            rerun_children=body.rerun_children,
-            may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
-        )
+        try:
+            outcome = resume(
+                session,
+                dag_id,
+                dag_run_id,
+                from_task_id=body.from_task_id,
+                user=user.get_name() if user else None,
+                triggered_by="rest_api",
+                overrides=overrides or None,
+                rerun_children=body.rerun_children,
+                may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
+            )
+        except NotResumableError as err:
+            raise NotResumableError(visible_verdict(err.verdict, may_read)) from None
         if outcome.created:
             return outcome
         return JSONResponse(status_code=status.HTTP_200_OK, content=outcome.to_dict())
@@ -203,7 +215,7 @@ def create_app() -> FastAPI:
         run_ids = body.dag_run_ids
         if run_ids is None:
             run_ids = failed_run_ids(session, dag_id, since=body.since, until=body.until)
-        return resume_many(
+        outcome = resume_many(
             session,
             dag_id,
             run_ids,
@@ -213,6 +225,13 @@ def create_app() -> FastAPI:
             rerun_children=body.rerun_children,
             may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
         )
+        results = []
+        for result in outcome.results:
+            children, reason = visible_children(
+                result.children, result.reason, lambda child_dag_id: can_read_runs(child_dag_id, user)
+            )
+            results.append(result.model_copy(update={"children": children, "reason": reason}))
+        return outcome.model_copy(update={"results": results})
 
     from airflow_resume_provider.ui.routes import router as ui_router
 

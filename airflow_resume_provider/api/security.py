@@ -77,6 +77,11 @@ def _is_authorized_dag(method: ResourceMethod, access_entity: DagAccessEntity, d
     )
 
 
+def can_read_runs(dag_id: str, user) -> bool:
+    """Whether ``user`` may read runs of the DAG (a child DAG's, say), per Airflow's auth manager."""
+    return _is_authorized_dag("GET", DagAccessEntity.RUN, dag_id, user)
+
+
 def can_trigger_runs(dag_id: str, user) -> bool:
     """Whether ``user`` may trigger (and so resume) runs of the DAG, per Airflow's auth manager."""
     return _is_authorized_dag("POST", DagAccessEntity.RUN, dag_id, user)

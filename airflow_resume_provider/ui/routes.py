@@ -18,6 +18,7 @@ from airflow_resume_provider.api.security import (
     CanReadRuns,
     GetUserDep,
     SessionDep,
+    can_read_runs,
     can_read_xcoms,
     can_trigger_runs,
     csrf_token_for,
@@ -25,6 +26,7 @@ from airflow_resume_provider.api.security import (
 from airflow_resume_provider.bulk import MAX_RUNS_PER_REQUEST, failed_runs_page, require_dag
 from airflow_resume_provider.exceptions import RunNotFoundError
 from airflow_resume_provider.resume import assess, assess_with_facts
+from airflow_resume_provider.tree_access import visible_verdict
 from airflow_resume_provider.ui import page
 
 if TYPE_CHECKING:
@@ -98,6 +100,7 @@ def resume_page(
         )
     except RunNotFoundError as err:
         return _render("not_found.html", 404, message=str(err))
+    verdict = visible_verdict(verdict, lambda child_dag_id: can_read_runs(child_dag_id, user))
     model = page.build(
         verdict,
         facts,
@@ -157,7 +160,7 @@ def dag_page(
         return _render("not_found.html", 404, message=str(err))
     runs, total = failed_runs_page(session, dag_id, offset=offset, limit=limit)
     rows = [
-        page.failed_run_row(run_id, ended, _verdict_or_none(session, dag_id, run_id))
+        page.failed_run_row(run_id, ended, _verdict_or_none(session, dag_id, run_id, user))
         for run_id, ended in runs
     ]
     cookie = request.cookies.get(SESSION_COOKIE, "")
@@ -181,12 +184,16 @@ def dag_page(
     )
 
 
-def _verdict_or_none(session: Any, dag_id: str, run_id: str) -> Any:
-    """The run's verdict; None (shown as "could not be assessed") when assessing it failed unexpectedly."""
+def _verdict_or_none(session: Any, dag_id: str, run_id: str, user: Any) -> Any:
+    """
+    The run's verdict as ``user`` may see it; None (shown as "could not be assessed") when assessing it
+    failed unexpectedly.
+    """
     import logging
 
     try:
-        return assess(session, dag_id, run_id)
+        verdict = assess(session, dag_id, run_id)
+        return visible_verdict(verdict, lambda child_dag_id: can_read_runs(child_dag_id, user))
     except Exception:
         logging.getLogger(__name__).exception("Assessing run %s of DAG %s failed", run_id, dag_id)
         session.rollback()

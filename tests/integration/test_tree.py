@@ -157,6 +157,38 @@ def test_a_child_that_cannot_be_resumed_refuses_the_parent_unless_children_are_r
     )
     assert 'id="rerun-children"' in page and "state_missing" in page
 
+    # Who may read the parent's runs but not the child DAG's sees which child run blocks the resume
+    # and its reason code, not its reason or plan (they name the child's tasks and state).
+    def parent_only(dag_id, user):
+        return dag_id == "resume_test_tree_parent"
+
+    with monkeypatch.context() as patched:
+        patched.setattr("airflow_resume_provider.api.app.can_read_runs", parent_only)
+        patched.setattr("airflow_resume_provider.ui.routes.can_read_runs", parent_only)
+        shown = client.get(url).json()
+        refused_shown = client.post(f"{url}/resume").json()
+        bulk_shown = client.post(
+            f"{API}/dags/resume_test_tree_parent/dagRuns/resume",
+            json={"dag_run_ids": [parent], "dry_run": True},
+        ).json()["results"][0]
+        page_shown = client.get(f"/ui/dags/resume_test_tree_parent/dagRuns/{parent}").text
+    hidden = "may not read runs of DAG 'resume_test_tree_child'"
+    for child_shown in (shown["plan"]["tasks"][1]["child"], bulk_shown["children"][0]):
+        assert (child_shown["dag_run_id"], child_shown["reason_code"], child_shown["plan"]) == (
+            child_run,
+            "state_missing",
+            None,
+        )
+        assert hidden in child_shown["reason"]
+    for text in (
+        shown["reason"],
+        refused_shown["detail"],
+        bulk_shown["reason"],
+        page_shown.replace("&#39;", "'"),
+    ):
+        assert hidden in text and "c_middle" not in text, text
+    assert refused_shown["reason_code"] == "child_not_resumable"
+
     # Asked for: the step triggers a fresh full child run instead.
     previewed = client.get(url, params={"rerun_children": "true"}).json()
     assert previewed["resumable"], previewed["reason"]
