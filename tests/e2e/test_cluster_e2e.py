@@ -36,6 +36,8 @@ CHAIN = "resume_test_chain"
 ETL = "resume_example_etl"
 CLUSTER_DAG = "resume_test_cluster"
 RETRY_MARK = "airflow_resume_provider.retry"
+TREE_PARENT = "resume_test_cluster_tree_parent"
+TREE_CHILD = "resume_test_cluster_tree_child"
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +252,42 @@ def test_concurrent_resume_requests_on_both_api_servers_create_one_run(cluster):
         assert [verdict(cluster, api, ETL, root)["resumed_run_id"] for api in (1, 2)] == [new_run] * 2
         assert len(audit_entries(cluster, ETL, root)) == 1
         assert cluster.wait_for_run(ETL, new_run) == "success"
+
+
+def test_with_two_schedulers_a_parent_retry_resumes_its_failed_child_once(cluster, ledger):
+    # Both workers: the parent's polling trigger step holds one while the child's tasks run on the other.
+    require(cluster, *SCHEDULERS, *WORKERS)
+    parent, child = TREE_PARENT, TREE_CHILD
+    root = cluster.trigger(parent)
+    assert cluster.wait_for_run(parent, root) == "failed"
+    child_root = xcom_value(cluster, parent, root, "run_child", key="trigger_run_id")
+    assert cluster.run_state(child, child_root) == "failed"
+
+    # The retry of the parent resumes the child first, then the parent, whose step attaches to it.
+    retried = wait_for_chain_run(cluster, parent, root, 1)
+    assert cluster.wait_for_run(parent, retried) == "success"
+    [resumed_child] = resume_runs(cluster, child, child_root)
+    assert cluster.run_state(child, resumed_child) == "success"
+    assert xcom_value(cluster, parent, retried, "run_child", key="trigger_run_id") == resumed_child
+    assert xcom_value(cluster, parent, retried, "p_last") == resumed_child
+    lineage = verdict(cluster, 2, child, resumed_child)["lineage"]
+    assert lineage["parent_tree_run"]["run_id"] == retried
+
+    # One resumed run at each level, although both schedulers' retry workers swept the failure (every
+    # 2 s) while the resumed runs ran; the parent's step triggered no other child run.
+    assert chain_runs(cluster, parent, root) == {1: retried}
+    assert [r["dag_run_id"] for r in cluster.dag_runs(child)] == [child_root, resumed_child]
+    assert len(audit_entries(cluster, parent, root)) == len(audit_entries(cluster, child, child_root)) == 1
+    note = wait_for_note(cluster, parent, root, "Retried automatically")
+    assert note.count("Retried automatically") == 1, note
+    # The resumed runs executed the failed steps and those after them only.
+    assert ledger(child) == ["c_first", "c_middle", "c_middle", "c_last"]
+    assert ledger(parent) == ["p_first", "p_last"]
+    child_tis = cluster.task_instances(child, resumed_child)
+    assert (child_tis["c_first"]["state"], child_tis["c_first"]["try_number"]) == ("success", 0)
+    assert xcom_value(cluster, child, resumed_child, "c_last") == 42
+    assert cluster.task_instances(parent, retried)["p_first"]["try_number"] == 0
+    assert all(len(retry_workers(cluster, s)) == 1 for s in SCHEDULERS)
 
 
 def test_a_worker_killed_mid_task_leaves_a_run_that_resumes_on_the_surviving_worker(cluster):
