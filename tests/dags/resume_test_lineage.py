@@ -3,14 +3,17 @@ A resumable DAG whose tasks emit OpenLineage events (the end-to-end lineage test
 
 The shared test stack enables OpenLineage only for DAGs that ask for it (``[openlineage]
 selective_enable``), so only this DAG's events are written. ``load`` fails while the Variable
-``resume_test_lineage_fail`` is ``true``, and returns the logical date its code saw.
+``resume_test_lineage_fail`` is ``true``, and returns the logical date its code saw. The param
+``table`` is there to be changed by a resume (the facet's ``changedInputs``).
 """
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Variable, get_current_context, task
+from airflow.sdk import DAG, Param, Variable, get_current_context, task
 
-with DAG("resume_test_lineage", schedule=None, params={"resume": True}) as dag:
+with DAG(
+    "resume_test_lineage", schedule=None, params={"resume": True, "table": Param("orders", type="string")}
+) as dag:
 
     @task
     def extract() -> dict:

@@ -45,7 +45,11 @@ def test_a_resumed_runs_task_events_carry_the_resume_facet_and_ids_of_their_own(
         assert stack.wait_for_run(DAG_ID, failed) == "failed"
         stack.set_variable("resume_test_lineage_fail", "false")
         with stack.client() as c:
-            resp = c.post(f"{API}/dags/{DAG_ID}/dagRuns/{q(failed)}/resume")
+            # Resumed with an input changed: the facet says which (without a change it has no
+            # changedInputs: tests/integration/test_lineage.py).
+            resp = c.post(
+                f"{API}/dags/{DAG_ID}/dagRuns/{q(failed)}/resume", json={"params": {"table": "orders_v2"}}
+            )
             assert resp.status_code == 201, resp.text
             resumed = resp.json()["dag_run_id"]
         assert stack.wait_for_run(DAG_ID, resumed) == "success"
@@ -93,4 +97,6 @@ def test_a_resumed_runs_task_events_carry_the_resume_facet_and_ids_of_their_own(
         assert facet["resumePoint"] == "load"
         assert facet["restoredTasks"] == ["extract"]
         assert facet["kind"] == "manual"
-        assert "changedInputs" not in facet  # the resume changed no input
+        assert facet["changedInputs"] == [
+            {"param": "table", "from": "orders", "to": "orders_v2", "source": "params"}
+        ]
