@@ -1,6 +1,7 @@
 """
 Retention on a real metadata DB: a failed run past ``[resume] retention_days`` is refused without its
-state being read, and ``airflow resume cleanup`` (run as a user runs it, through the ``airflow`` CLI)
+state being read, and ``airflow resume cleanup`` (through Airflow's
+own CLI parser, in this process; once, and on a pseudo-terminal, as a new ``airflow`` process)
 deletes exactly the state files of runs that ended before the cutoff.
 
 Runs are made old the only way there is: their ``end_date`` is set back in the metadata DB.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import airflow_cli
+from tests.conftest import airflow_cli, airflow_cli_in_process
 from tests.helpers import log_folder, run_dag, state_file, unique_logical_date
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("airflow_db")]
@@ -104,7 +105,9 @@ def test_a_run_past_the_retention_window_is_refused_as_expired_without_reading_i
         resume(session, "resume_example_etl", dr.run_id, user="tester")
     assert refused.value.verdict.reason_code == "state_expired"
 
-    cli = airflow_cli("resume", "status", "resume_example_etl", dr.run_id, "-o", "json", check=False)
+    cli = airflow_cli_in_process(
+        "resume", "status", "resume_example_etl", dr.run_id, "-o", "json", check=False
+    )
     assert cli.returncode == 3, cli.stderr
     assert json.loads(cli.stdout)["reason_code"] == "state_expired"
 
@@ -201,7 +204,7 @@ def runs():
 
 
 def cleanup(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return airflow_cli("resume", "cleanup", *args, env=env, check=False)
+    return airflow_cli_in_process("resume", "cleanup", *args, env=env, check=False)
 
 
 def existing(files: list[Path]) -> list[Path]:
@@ -308,6 +311,7 @@ def test_cleanup_deletes_exactly_the_state_of_the_old_finished_runs(runs):
         )
     assert json.loads(extra)["files"] == len(old)
 
-    again = cleanup("--older-than-days", "35", "-y", "-o", "json")
+    # The one plain `airflow resume cleanup` of the suite: the console entry point, and -o json's clean stdout.
+    again = airflow_cli("resume", "cleanup", "--older-than-days", "35", "-y", "-o", "json", check=False)
     assert again.returncode == 0, again.stderr
     assert (json.loads(again.stdout)["files"], json.loads(again.stdout)["deleted"]) == (0, False)
