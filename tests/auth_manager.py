@@ -10,7 +10,9 @@ decisions against a real api-server with two more kinds of user:
 - ``auditor`` (role viewer) may read runs but not the XComs of any DAG;
 - ``carol`` (role user, team ``team_a``) may read the runs of every team's DAGs but trigger runs and
   read XComs only of her own team's DAGs, the user a team-blind permission check would let resume
-  another team's runs. ``alice`` (role user, team ``team_a``) is a plain SimpleAuthManager team member.
+  another team's runs. ``alice`` (role user, team ``team_a``) is a plain SimpleAuthManager team member;
+- ``operator`` (role op) may neither read nor trigger runs of the child DAGs of the tree tests
+  (``CHILD_DAGS_HIDDEN_FROM_OPERATOR``): a user who may resume a parent run but not see its child's.
 
 Users and teams are set in ``tools.airflow_stack`` (``USERS``, ``TEAM_USERS``).
 """
@@ -32,10 +34,16 @@ if TYPE_CHECKING:
 AUDITOR = "auditor"
 #: The team member who may read every team's runs (not their XComs) and trigger only her own team's.
 CROSS_TEAM_READER = "carol"
+#: The user who may resume the tree tests' parent runs but not read or trigger their child DAGs' runs.
+OPERATOR = "operator"
+CHILD_DAGS_HIDDEN_FROM_OPERATOR = frozenset({"resume_example_child", "resume_e2e_tree_child"})
 
 
 class StackAuthManager(SimpleAuthManager):
-    """SimpleAuthManager, except for ``auditor`` (no XComs) and ``carol`` (reads every team's runs)."""
+    """
+    SimpleAuthManager, except for ``auditor`` (no XComs), ``carol`` (reads every team's runs) and
+    ``operator`` (not the tree tests' child DAGs).
+    """
 
     def is_authorized_dag(
         self,
@@ -46,6 +54,12 @@ class StackAuthManager(SimpleAuthManager):
         details: DagDetails | None = None,
     ) -> bool:
         if access_entity == DagAccessEntity.XCOM and user.get_name() == AUDITOR:
+            return False
+        if (
+            user.get_name() == OPERATOR
+            and details is not None
+            and details.id in CHILD_DAGS_HIDDEN_FROM_OPERATOR
+        ):
             return False
         if (
             user.get_name() == CROSS_TEAM_READER

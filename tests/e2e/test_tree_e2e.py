@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.runs import post_resume, q, refused, verdict, xcom_value
+from tests.e2e.runs import post_resume, q, refused, resume_runs, resume_url, verdict, xcom_value
 
 pytestmark = pytest.mark.e2e
 
@@ -93,6 +93,13 @@ def test_the_example_child_failing_in_the_middle_is_resumed_there(stack):
             ("load", "run"),
         ]
         stack.set_variable("resume_example_child_fail", "false")
+        # The operator may resume the parent's runs, but not trigger (nor read) the child DAG's: a
+        # resume that would resume the child is refused, naming it, and creates nothing.
+        with stack.client("operator") as operator:
+            forbidden = operator.post(resume_url("resume_example_parent", parent) + "/resume")
+        assert forbidden.status_code == 403, forbidden.text
+        assert "resume_example_child" in forbidden.json()["detail"]
+        assert resume_runs(stack, "resume_example_parent", parent) == []
         created = post_resume(stack, "resume_example_parent", parent)
         assert created.status_code == 201, created.text
         new_run = created.json()["dag_run_id"]
@@ -151,6 +158,21 @@ def test_a_child_whose_structure_changed_refuses_until_children_are_rerun(stack)
         stack.write_dag_file("resume_e2e_tree", CHANGING.replace("__EXTRA__", CHAIN_PLUS), dag_ids=(dags[0],))
         body = refused(stack, "resume_e2e_tree_parent", parent, "child_not_resumable", child_run, "'third'")
         assert body["plan"]["tasks"][0]["child"]["reason_code"] == "structure_changed"
+        # Who may not read the child DAG's runs sees which child run blocks the resume and why in a
+        # code, not its reason or plan (they name the child's tasks).
+        with stack.client("operator") as operator:
+            shown = operator.get(resume_url("resume_e2e_tree_parent", parent)).json()
+            shown_refusal = operator.post(resume_url("resume_e2e_tree_parent", parent) + "/resume")
+        child_shown = shown["plan"]["tasks"][0]["child"]
+        assert (child_shown["dag_run_id"], child_shown["reason_code"], child_shown["plan"]) == (
+            child_run,
+            "structure_changed",
+            None,
+        )
+        assert shown_refusal.status_code == 409, shown_refusal.text
+        hidden = "Details hidden: you may not read runs of DAG 'resume_e2e_tree_child'."
+        for text in (child_shown["reason"], shown["reason"], shown_refusal.json()["detail"]):
+            assert hidden in text and "'third'" not in text, text
 
         stack.set_variable("resume_e2e_tree_fail", "false")
         created = post_resume(stack, "resume_e2e_tree_parent", parent, {"rerun_children": True})
