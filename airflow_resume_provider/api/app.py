@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import Body, FastAPI, HTTPException, Request, status
+from fastapi import Body, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -17,9 +17,10 @@ from airflow_resume_provider.api.security import (
     SessionDep,
     SignedIn,
     audit,
-    can_read_runs,
-    can_trigger_runs,
     csrf_protected,
+    require_trigger_permission,
+    runs_readable_by,
+    runs_triggerable_by,
 )
 from airflow_resume_provider.api.validation import bounded_validation_error
 from airflow_resume_provider.bulk import BulkOutcome, failed_run_ids, require_dag, resume_many
@@ -107,7 +108,7 @@ def create_app() -> FastAPI:
         DAGs the user may not read show their ids and verdict, not their reasons and plans.
         """
         verdict = assess(session, dag_id, dag_run_id, rerun_children=rerun_children)
-        return visible_verdict(verdict, lambda child_dag_id: can_read_runs(child_dag_id, user))
+        return visible_verdict(verdict, runs_readable_by(user))
 
     @app.post(
         API_PREFIX + "/dags/{dag_id}/dagRuns/{dag_run_id}/resume",
@@ -148,10 +149,7 @@ def create_app() -> FastAPI:
         """
         body = body or ResumeRequest()
         overrides = InputOverrides(params=body.params or {}, conf=body.conf or {})
-
-        def may_read(child_dag_id: str) -> bool:
-            return can_read_runs(child_dag_id, user)
-
+        may_read = runs_readable_by(user)
         if body.dry_run:
             answer = preview(
                 session,
@@ -163,11 +161,7 @@ def create_app() -> FastAPI:
             )
             answer = answer.model_copy(update={"verdict": visible_verdict(answer.verdict, may_read)})
             return JSONResponse(status_code=status.HTTP_200_OK, content=answer.to_dict())
-        if not can_trigger_runs(dag_id, user):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"Resuming runs of DAG {dag_id!r} needs permission to trigger its runs; a dry run does not.",
-            )
+        require_trigger_permission(dag_id, user)
         try:
             outcome = resume(
                 session,
@@ -178,7 +172,7 @@ def create_app() -> FastAPI:
                 triggered_by="rest_api",
                 overrides=overrides or None,
                 rerun_children=body.rerun_children,
-                may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
+                may_trigger=runs_triggerable_by(user),
             )
         except NotResumableError as err:
             raise NotResumableError(visible_verdict(err.verdict, may_read)) from None
@@ -206,11 +200,8 @@ def create_app() -> FastAPI:
         dag_id: str, body: BulkResumeRequest, session: SessionDep, user: GetUserDep
     ) -> BulkOutcome:
         """Resume many failed runs of the DAG (or, with ``dry_run``, say what would happen to each)."""
-        if not body.dry_run and not can_trigger_runs(dag_id, user):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"Resuming runs of DAG {dag_id!r} needs permission to trigger its runs; a dry run does not.",
-            )
+        if not body.dry_run:
+            require_trigger_permission(dag_id, user)
         require_dag(session, dag_id)
         run_ids = body.dag_run_ids
         if run_ids is None:
@@ -223,13 +214,12 @@ def create_app() -> FastAPI:
             user=user.get_name() if user else None,
             triggered_by="rest_api",
             rerun_children=body.rerun_children,
-            may_trigger=lambda child_dag_id: can_trigger_runs(child_dag_id, user),
+            may_trigger=runs_triggerable_by(user),
         )
+        may_read = runs_readable_by(user)
         results = []
         for result in outcome.results:
-            children, reason = visible_children(
-                result.children, result.reason, lambda child_dag_id: can_read_runs(child_dag_id, user)
-            )
+            children, reason = visible_children(result.children, result.reason, may_read)
             results.append(result.model_copy(update={"children": children, "reason": reason}))
         return outcome.model_copy(update={"results": results})
 

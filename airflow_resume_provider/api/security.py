@@ -20,6 +20,8 @@ from fastapi.security import HTTPAuthorizationCredentials  # noqa: TC002 - FastA
 from airflow_resume_provider import compat, conf
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 __all__ = [
@@ -85,6 +87,25 @@ def can_read_runs(dag_id: str, user) -> bool:
 def can_trigger_runs(dag_id: str, user) -> bool:
     """Whether ``user`` may trigger (and so resume) runs of the DAG, per Airflow's auth manager."""
     return _is_authorized_dag("POST", DagAccessEntity.RUN, dag_id, user)
+
+
+def runs_readable_by(user) -> Callable[[str], bool]:
+    """Whether ``user`` may read runs of a DAG, asked by DAG id (a tree's child DAGs)."""
+    return lambda dag_id: can_read_runs(dag_id, user)
+
+
+def runs_triggerable_by(user) -> Callable[[str], bool]:
+    """Whether ``user`` may trigger runs of a DAG, asked by DAG id (a tree's child DAGs)."""
+    return lambda dag_id: can_trigger_runs(dag_id, user)
+
+
+def require_trigger_permission(dag_id: str, user) -> None:
+    """403 unless ``user`` may trigger (and so resume) runs of the DAG; routes whose dry run needs read."""
+    if not can_trigger_runs(dag_id, user):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"Resuming runs of DAG {dag_id!r} needs permission to trigger its runs; a dry run does not.",
+        )
 
 
 def can_read_xcoms(dag_id: str, user) -> bool:

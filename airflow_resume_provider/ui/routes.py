@@ -18,10 +18,10 @@ from airflow_resume_provider.api.security import (
     CanReadRuns,
     GetUserDep,
     SessionDep,
-    can_read_runs,
     can_read_xcoms,
     can_trigger_runs,
     csrf_token_for,
+    runs_readable_by,
 )
 from airflow_resume_provider.bulk import MAX_RUNS_PER_REQUEST, failed_runs_page, require_dag
 from airflow_resume_provider.exceptions import RunNotFoundError
@@ -100,7 +100,7 @@ def resume_page(
         )
     except RunNotFoundError as err:
         return _render("not_found.html", 404, message=str(err))
-    verdict = visible_verdict(verdict, lambda child_dag_id: can_read_runs(child_dag_id, user))
+    verdict = visible_verdict(verdict, runs_readable_by(user))
     model = page.build(
         verdict,
         facts,
@@ -193,7 +193,7 @@ def _verdict_or_none(session: Any, dag_id: str, run_id: str, user: Any) -> Any:
 
     try:
         verdict = assess(session, dag_id, run_id)
-        return visible_verdict(verdict, lambda child_dag_id: can_read_runs(child_dag_id, user))
+        return visible_verdict(verdict, runs_readable_by(user))
     except Exception:
         logging.getLogger(__name__).exception("Assessing run %s of DAG %s failed", run_id, dag_id)
         session.rollback()

@@ -163,8 +163,7 @@ def test_a_child_that_cannot_be_resumed_refuses_the_parent_unless_children_are_r
         return dag_id == "resume_test_tree_parent"
 
     with monkeypatch.context() as patched:
-        patched.setattr("airflow_resume_provider.api.app.can_read_runs", parent_only)
-        patched.setattr("airflow_resume_provider.ui.routes.can_read_runs", parent_only)
+        patched.setattr("airflow_resume_provider.api.security.can_read_runs", parent_only)
         shown = client.get(url).json()
         refused_shown = client.post(f"{url}/resume").json()
         bulk_shown = client.post(
