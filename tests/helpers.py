@@ -84,15 +84,18 @@ def ti_states(dag_id: str, run_id: str) -> dict[str, tuple[str | None, int]]:
     return {task_id: (state, try_number) for task_id, state, try_number in rows}
 
 
-def run_existing_run(dag_id: str, run_id: str):
+def run_existing_run(dag_id: str, run_id: str, *, follow_deferred: bool = False):
     """
     Run the tasks of an existing (e.g. resumed) run in-process, the way ``dag.test()`` runs its own.
 
     The scheduler's part is played by ``DagRun.update_state``; each schedulable task runs through the
-    same in-process task runner as ``dag.test()``, with listeners and policies active.
+    same in-process task runner as ``dag.test()``, with listeners and policies active. With
+    ``follow_deferred``, a deferred task is finished as the triggerer would (:func:`run_tree`).
+    Returns the run's state.
     """
     from airflow.models.dagbag import DBDagBag
     from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
     from airflow.sdk.definitions.dag import _run_task
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
@@ -117,7 +120,12 @@ def run_existing_run(dag_id: str, run_id: str):
             for ti in [
                 t for t in dr.get_task_instances(session=session) if t.state == TaskInstanceState.SCHEDULED
             ]:
+                ti_id = ti.id
                 _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+                if follow_deferred:
+                    session.expire_all()
+                    if session.get(TaskInstance, ti_id).state == TaskInstanceState.DEFERRED:
+                        _finish_deferred(session, dag, ti_id)
     with create_session() as session:
         return session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
 
@@ -153,7 +161,11 @@ def run_tree(dag_id: str, run_id: str) -> str:
     trigger: a deferred trigger step's child run is run to its end (recursively), then the step's
     trigger is run inline and the step resumes, as the triggerer would have it. Returns the run's state.
     """
-    from airflow.models.dagbag import DBDagBag
+    return run_existing_run(dag_id, run_id, follow_deferred=True)
+
+
+def _finish_deferred(session: Any, dag: Any, ti_id: Any) -> None:
+    """Run a deferred task's child runs (a trigger step's), then its trigger inline, then the task again."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.trigger import Trigger
@@ -161,60 +173,31 @@ def run_tree(dag_id: str, run_id: str) -> str:
     from airflow.sdk.api.datamodels._generated import TaskInstance as TaskInstanceSDK
     from airflow.sdk.definitions.dag import _run_inline_trigger, _run_task
     from airflow.sdk.serde import serialize
-    from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
     from sqlalchemy import select
 
-    dag = get_dag(dag_id)
-    with create_session() as session:
-        dr = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
-        dr.dag = DBDagBag().get_dag_for_run(dr, session=session)
-        dr.state = DagRunState.RUNNING
-        dr.start_date = datetime.now(timezone.utc)
-        session.commit()
-        for _ in range(100):
-            if dr.state != DagRunState.RUNNING:
-                break
-            session.expire_all()
-            schedulable, _ = dr.update_state(session=session)
-            for ti in schedulable:
-                ti.try_number += 1
-                ti.state = TaskInstanceState.SCHEDULED
-            session.commit()
-            for ti in [
-                t for t in dr.get_task_instances(session=session) if t.state == TaskInstanceState.SCHEDULED
-            ]:
-                ti_id = ti.id
-                _run_task(ti=ti, task=dag.task_dict[ti.task_id])
-                session.expire_all()
-                row = session.get(TaskInstance, ti_id)
-                if row.state != TaskInstanceState.DEFERRED:
-                    continue
-                ti_id, found = row.id, session.get(Trigger, row.trigger_id)
-                classpath, kwargs = found.classpath, found.kwargs
-                for child_run_id in kwargs.get("run_ids") or []:
-                    if session.scalar(
-                        select(DagRun.state).where(
-                            DagRun.dag_id == kwargs["dag_id"], DagRun.run_id == child_run_id
-                        )
-                    ) in (DagRunState.QUEUED, DagRunState.RUNNING):
-                        run_tree(kwargs["dag_id"], child_run_id)  # closes this (scoped) session
-                row = session.get(TaskInstance, ti_id)
-                sdk_ti = TaskInstanceSDK(
-                    id=row.id,
-                    task_id=row.task_id,
-                    dag_id=row.dag_id,
-                    run_id=row.run_id,
-                    try_number=row.try_number,
-                    map_index=row.map_index,
-                    dag_version_id=row.dag_version_id,
-                )
-                event = _run_inline_trigger(import_string(classpath)(**kwargs), sdk_ti)
-                row.next_kwargs = {"event": serialize(event.payload)}
-                row.state = TaskInstanceState.SCHEDULED
-                row.trigger_id = None
-                session.commit()
-                row = session.get(TaskInstance, ti_id)
-                _run_task(ti=row, task=dag.task_dict[row.task_id])
-    with create_session() as session:
-        return session.scalar(select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+    row = session.get(TaskInstance, ti_id)
+    found = session.get(Trigger, row.trigger_id)
+    classpath, kwargs = found.classpath, found.kwargs
+    for child_run_id in kwargs.get("run_ids") or []:
+        if session.scalar(
+            select(DagRun.state).where(DagRun.dag_id == kwargs["dag_id"], DagRun.run_id == child_run_id)
+        ) in (DagRunState.QUEUED, DagRunState.RUNNING):
+            run_tree(kwargs["dag_id"], child_run_id)  # closes this (scoped) session
+    row = session.get(TaskInstance, ti_id)
+    sdk_ti = TaskInstanceSDK(
+        id=row.id,
+        task_id=row.task_id,
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        try_number=row.try_number,
+        map_index=row.map_index,
+        dag_version_id=row.dag_version_id,
+    )
+    event = _run_inline_trigger(import_string(classpath)(**kwargs), sdk_ti)
+    row.next_kwargs = {"event": serialize(event.payload)}
+    row.state = TaskInstanceState.SCHEDULED
+    row.trigger_id = None
+    session.commit()
+    row = session.get(TaskInstance, ti_id)
+    _run_task(ti=row, task=dag.task_dict[row.task_id])
